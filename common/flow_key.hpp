@@ -1,0 +1,50 @@
+// Unidirectional flow key shared by the parser, the flow tables and every output.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace flowpic {
+
+// 40 bytes, no implicit padding, so it can be hashed and compared as raw bytes.
+// IPv4 addresses sit in the first 4 bytes of src/dst, the rest is zero.
+struct FlowKey {
+  uint8_t src[16];
+  uint8_t dst[16];
+  uint16_t sport;   // host byte order; 0 when the protocol has no ports or for later fragments
+  uint16_t dport;
+  uint8_t proto;    // IP protocol number (6 TCP, 17 UDP, ...)
+  uint8_t family;   // 4 or 6
+  uint8_t flags;    // kFlagFragment: keyed without ports (non-first IPv4/IPv6 fragment)
+  uint8_t pad;      // always 0
+  static constexpr uint8_t kFlagFragment = 1;
+};
+static_assert(sizeof(FlowKey) == 40, "FlowKey must stay 40 packed bytes");
+
+inline bool operator==(const FlowKey& a, const FlowKey& b) noexcept {
+  return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+}
+inline bool operator!=(const FlowKey& a, const FlowKey& b) noexcept { return !(a == b); }
+// Total order (bytewise) for deterministic sorting of outputs.
+inline bool operator<(const FlowKey& a, const FlowKey& b) noexcept {
+  return std::memcmp(&a, &b, sizeof(FlowKey)) < 0;
+}
+
+// 64-bit hash of the key (XXH3); used by the flow tables.
+uint64_t flow_hash(const FlowKey& k) noexcept;
+
+// "tcp 10.0.0.1:443 -> 10.0.0.2:51000", "udp [2001:db8::1]:53 -> [2001:db8::2]:4000",
+// "proto-47 10.0.0.1 -> 10.0.0.2"; fragments keyed without ports end in " frag".
+std::string to_string(const FlowKey& k);
+
+// Parses the form written by to_string (and "17 1.2.3.4:1 -> 5.6.7.8:2" with a numeric
+// protocol). Returns false with a reason in *err on anything else.
+bool parse_flow_key(std::string_view text, FlowKey& out, std::string* err = nullptr);
+
+// Address as text (inet_ntop form).
+std::string address_string(const FlowKey& k, bool source);
+const char* proto_name(uint8_t proto) noexcept;  // "tcp", "udp", "icmp", ... or nullptr
+
+}  // namespace flowpic

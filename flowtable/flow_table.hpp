@@ -1,0 +1,119 @@
+// Per-lcore (or per-reader) table of unidirectional flows and their open windows.
+// Single-threaded by design: one owner calls everything except the const readers noted.
+// All memory is allocated in the constructor; the packet path allocates nothing,
+// takes no lock, throws nothing and makes no system call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/clock.hpp"
+#include "common/flow_key.hpp"
+#include "common/window.hpp"
+
+namespace flowpic {
+
+struct WindowPolicy {
+  enum class Kind : uint8_t { kTime, kCount };
+  Kind kind = Kind::kCount;
+  TimeNs length_ns = 15 * kNsPerSec;  // time windows: block length (paper: 15 s or 60 s)
+  uint32_t packets = 20;              // count windows: packets per window
+  uint32_t min_packets = 10;          // smaller windows are not emitted (counted as too_small)
+  uint32_t max_windows = 0;           // windows emitted per flow; 0 = unlimited, 1 = early verdict only
+};
+
+struct FlowTableConfig {
+  uint32_t capacity = 1u << 16;          // concurrent flows (preallocated)
+  TimeNs idle_timeout_ns = 30 * kNsPerSec;
+  WindowPolicy window;
+  uint32_t max_records = 1024;           // records kept per window; past it, stride decimation
+  uint32_t record_chunks = 0;            // chunks of kChunkRecords in the shared pool; 0 = auto
+  std::string validate() const;          // empty when usable, else what to change
+};
+
+// Counters of one table. Written only by the owner; readable from other threads
+// (64-bit aligned stores; a reader may see a value a few packets old).
+struct FlowTableCounters {
+  uint64_t packets = 0;              // packets given to on_packet
+  uint64_t flows_created = 0;
+  uint64_t flows_expired = 0;        // idle timeout
+  uint64_t flows_rejected_full = 0;  // packets of new flows not tracked because the table was full
+  uint64_t windows_closed = 0;       // all windows closed, whatever happened next
+  uint64_t windows_emitted = 0;      // handed to the sink and accepted
+  uint64_t windows_too_small = 0;    // fewer than min_packets
+  uint64_t windows_sink_full = 0;    // sink refused (ring full): dropped
+  uint64_t windows_over_limit = 0;   // past max_windows for their flow: not emitted
+  uint64_t windows_decimated = 0;    // windows whose records were thinned (weights > 1)
+  uint64_t record_pool_empty = 0;    // times a window had to decimate early because the pool ran dry
+};
+
+// Receives each closed window that qualifies. Return false when it cannot take it
+// (e.g. ring full): the window is dropped and counted, the caller never waits.
+// `recs` is valid only during the call.
+using WindowSink = bool (*)(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+
+// Per-flow state visible to readers (control plane, tests).
+struct FlowView {
+  FlowKey key;
+  uint64_t packets = 0;        // lifetime
+  uint64_t bytes = 0;          // lifetime
+  TimeNs first_ns = 0;
+  TimeNs last_ns = 0;
+  uint32_t window_index = 0;   // current window number
+  uint32_t window_packets = 0; // packets in the open window
+  int16_t verdict = -1;        // class index of the latest verdict, -1 = none yet
+  float confidence = 0.f;
+  uint32_t model_tag = 0;      // caller-defined id of the model that gave the verdict
+};
+
+class FlowTable {
+ public:
+  static constexpr uint32_t kNoSlot = 0xffffffffu;
+  static constexpr uint32_t kChunkRecords = 32;
+
+  // Throws std::invalid_argument when cfg.validate() is not empty, std::bad_alloc if memory is short.
+  FlowTable(const FlowTableConfig& cfg, WindowSink sink, void* sink_ctx, uint8_t lcore_id = 0);
+  ~FlowTable();
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  // Fast path. Accounts one packet of `key` (hash = flow_hash(key)) at time `now`;
+  // may close and emit windows. Returns the flow's slot, or kNoSlot if it is not tracked.
+  uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept;
+
+  // Verdict class of a slot (-1 none) for inline actions; cheap.
+  int16_t verdict(uint32_t slot) const noexcept;
+
+  // Bounded sweep: looks at up to `budget` slots from a rotating cursor, expiring idle
+  // flows and closing time windows whose end has passed. Call once per loop iteration.
+  void expire(TimeNs now, uint32_t budget) noexcept;
+
+  // Closes every open window (emitting those that qualify) and forgets all flows.
+  void flush(TimeNs now) noexcept;
+
+  // Applies a verdict to the flow that owned `slot` when the window was closed; ignored
+  // (returns false) if the slot was reused since (generation differs).
+  bool apply_verdict(uint32_t slot, uint32_t gen, int16_t cls, float confidence, uint32_t model_tag) noexcept;
+
+  // Readers (owner thread, or any thread accepting slightly stale values).
+  const FlowTableCounters& counters() const noexcept;
+  uint32_t size() const noexcept;          // flows tracked now
+  uint32_t capacity() const noexcept;
+  std::size_t memory_bytes() const noexcept;  // everything allocated (slots, index, record pool)
+
+  // Visits up to `budget` slots from *cursor (advanced; wraps to 0 at the end and returns
+  // true when a full pass completed). For control-plane scans done in small steps.
+  template <class F>
+  bool scan(uint32_t* cursor, uint32_t budget, F&& visit) const {
+    return scan_impl(cursor, budget, [](void* f, const FlowView& v) { (*static_cast<F*>(f))(v); }, &visit);
+  }
+  bool find(const FlowKey& key, FlowView& out) const noexcept;
+
+ private:
+  bool scan_impl(uint32_t* cursor, uint32_t budget, void (*visit)(void*, const FlowView&), void* ctx) const;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowpic

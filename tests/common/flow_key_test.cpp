@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "common/flow_key.hpp"
+
+using namespace flowpic;
+
+TEST(FlowKey, RoundTripsIpv4Tcp) {
+  FlowKey k{};
+  ASSERT_TRUE(parse_flow_key("tcp 10.0.0.1:443 -> 192.168.1.2:51000", k));
+  EXPECT_EQ(k.family, 4);
+  EXPECT_EQ(k.proto, 6);
+  EXPECT_EQ(k.sport, 443);
+  EXPECT_EQ(k.dport, 51000);
+  EXPECT_EQ(k.src[0], 10);
+  EXPECT_EQ(k.dst[3], 2);
+  EXPECT_EQ(to_string(k), "tcp 10.0.0.1:443 -> 192.168.1.2:51000");
+}
+
+TEST(FlowKey, RoundTripsIpv6UdpAndFragments) {
+  FlowKey k{};
+  ASSERT_TRUE(parse_flow_key("udp [2001:db8::1]:53 -> [2001:db8::2]:4000", k));
+  EXPECT_EQ(k.family, 6);
+  EXPECT_EQ(to_string(k), "udp [2001:db8::1]:53 -> [2001:db8::2]:4000");
+  FlowKey f{};
+  ASSERT_TRUE(parse_flow_key("udp 1.2.3.4 -> 5.6.7.8 frag", f));
+  EXPECT_EQ(f.flags, FlowKey::kFlagFragment);
+  EXPECT_EQ(f.sport, 0);
+  EXPECT_EQ(to_string(f), "udp 1.2.3.4 -> 5.6.7.8 frag");
+  FlowKey g{};
+  ASSERT_TRUE(parse_flow_key("proto-47 1.2.3.4 -> 5.6.7.8", g));
+  EXPECT_EQ(g.proto, 47);
+  EXPECT_EQ(to_string(g), "gre 1.2.3.4 -> 5.6.7.8");
+}
+
+TEST(FlowKey, RejectsGarbageWithReason) {
+  FlowKey k{};
+  std::string err;
+  EXPECT_FALSE(parse_flow_key("tcp 10.0.0.1 -> 10.0.0.2", k, &err));
+  EXPECT_NE(err.find("port"), std::string::npos);
+  EXPECT_FALSE(parse_flow_key("bogus 1.2.3.4:1 -> 1.2.3.4:2", k, &err));
+  EXPECT_FALSE(parse_flow_key("tcp 1.2.3.4:1 -> [::1]:2", k, &err));
+  EXPECT_FALSE(parse_flow_key("tcp 1.2.3.4:99999 -> 1.2.3.5:2", k, &err));
+  EXPECT_FALSE(parse_flow_key("", k, &err));
+}
+
+TEST(FlowKey, HashDependsOnEveryField) {
+  FlowKey a{};
+  ASSERT_TRUE(parse_flow_key("tcp 10.0.0.1:443 -> 10.0.0.2:1000", a));
+  FlowKey b = a;
+  EXPECT_EQ(flow_hash(a), flow_hash(b));
+  b.dport = 1001;
+  EXPECT_NE(flow_hash(a), flow_hash(b));
+  FlowKey c = a;
+  std::swap(c.sport, c.dport);  // unidirectional: the reverse direction is another flow
+  EXPECT_NE(flow_hash(a), flow_hash(c));
+}
