@@ -1,0 +1,57 @@
+#include "infer/verdict.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "common/clock.hpp"
+
+namespace flowpic {
+
+int argmax(const float* probs, int classes, float* confidence) noexcept {
+  int best = 0;
+  for (int c = 1; c < classes; ++c)
+    if (probs[c] > probs[best]) best = c;
+  if (confidence) *confidence = classes > 0 ? probs[best] : 0.f;
+  return best;
+}
+
+namespace {
+// Seconds with microsecond precision, printed without float noise.
+double seconds(TimeNs ns) { return std::round(static_cast<double>(ns) / 1e3) / 1e6; }
+double rounded(float p) { return std::round(static_cast<double>(p) * 1e6) / 1e6; }
+}  // namespace
+
+std::string verdict_json(const WindowInfo& info, const float* probs, const VerdictFormat& fmt) {
+  using nlohmann::ordered_json;
+  const auto& classes = *fmt.classes;
+  const int n = static_cast<int>(classes.size());
+  float conf = 0.f;
+  const int best = argmax(probs, n, &conf);
+  const bool has_ports = !(info.key.flags & FlowKey::kFlagFragment) &&
+                         (info.key.proto == 6 || info.key.proto == 17 || info.key.proto == 132);
+  ordered_json j;
+  j["flow"] = to_string(info.key);
+  j["proto"] = info.key.proto;
+  j["src"] = address_string(info.key, true);
+  if (has_ports) j["sport"] = info.key.sport;
+  j["dst"] = address_string(info.key, false);
+  if (has_ports) j["dport"] = info.key.dport;
+  j["window"] = {{"index", info.index},
+                 {"start", seconds(info.start_ns)},
+                 {"end", seconds(info.end_ns)},
+                 {"first", seconds(info.first_ns)},
+                 {"last", seconds(info.last_ns)},
+                 {"reason", close_reason_name(info.reason)}};
+  j["packets"] = info.packets;
+  j["bytes"] = info.bytes;
+  j["class"] = conf < fmt.unknown_below ? std::string("unknown") : classes[best];
+  j["confidence"] = rounded(conf);
+  ordered_json p = ordered_json::object();
+  for (int c = 0; c < n; ++c) p[classes[c]] = rounded(probs[c]);
+  j["probs"] = std::move(p);
+  j["model"] = fmt.model_id;
+  return j.dump();
+}
+
+}  // namespace flowpic
