@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's first command: install, build, then run flowpicd on a shipped capture with the
+# shipped model (configs/replay.yaml: DPDK net_pcap, no NIC, no hugepages). Prints one JSON
+# verdict per classified window on stdout and the summary on stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+BUILD="${FLOWPIC_BUILD:-build}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"   # DPDK's EAL needs root for its runtime directory and memory
+exec $SUDO "$BUILD/dataplane/flowpicd" -c configs/replay.yaml "$@"
