@@ -1,0 +1,53 @@
+// The per-packet step of flowpic: clock, parse, hash, flow table. `flowpic classify`,
+// `flowpic dataset` and flowpicd's polling lcores all call packet_step for every packet, so
+// the same packets give the same windows (and so the same verdicts) offline and on the wire.
+// Header-only and dependency-light (packet + flowtable) so the dataplane can include it.
+#pragma once
+
+#include <cstdint>
+
+#include "common/clock.hpp"
+#include "flowtable/flow_table.hpp"
+#include "packet/parse.hpp"
+
+namespace flowpic {
+
+struct PacketStepState {
+  TimeNs now = 0;                // latest time given to the table (the clock never runs backwards)
+  uint64_t clock_backwards = 0;  // packets stamped earlier than an earlier packet (held at `now`)
+  uint64_t untracked = 0;        // parsed packets the table did not track (table full)
+  ParseCounters parse;           // every packet, by parse result
+};
+
+// One packet: `ts` is its time (capture time offline, mbuf/TSC time in the dataplane).
+// Timestamps that go backwards (merged or re-ordered captures) are held at the latest time
+// so windows and idle timers only move forward. Returns the flow's slot or FlowTable::kNoSlot
+// (not IP / malformed / table full). No allocation, no exception, no system call.
+inline uint32_t packet_step(FlowTable& table, PacketStepState& st, const uint8_t* data, uint32_t caplen,
+                            LinkType link, TimeNs ts, ParsedPacket& parsed) noexcept {
+  if (ts < st.now) {
+    ++st.clock_backwards;
+    ts = st.now;
+  } else {
+    st.now = ts;
+  }
+  const ParseResult r = parse_packet(data, caplen, link, parsed);
+  st.parse.add(r);
+  if (r != ParseResult::kOk && r != ParseResult::kOkFragment) return FlowTable::kNoSlot;
+  const uint32_t slot = table.on_packet(parsed.key, flow_hash(parsed.key), parsed.ip_len, ts);
+  if (slot == FlowTable::kNoSlot) ++st.untracked;
+  return slot;
+}
+
+inline uint32_t packet_step(FlowTable& table, PacketStepState& st, const uint8_t* data, uint32_t caplen,
+                            LinkType link, TimeNs ts) noexcept {
+  ParsedPacket parsed;
+  return packet_step(table, st, data, caplen, link, ts, parsed);
+}
+
+// Sweep cadence: after every kSweepEveryPackets packets (a dataplane burst) the owner calls
+// table.expire(st.now, kSweepBudget). Offline tools use the same numbers.
+constexpr uint32_t kSweepEveryPackets = 32;
+constexpr uint32_t kSweepBudget = 64;
+
+}  // namespace flowpic

@@ -1,0 +1,54 @@
+#include "tools/pipeline.hpp"
+
+#include <stdexcept>
+
+#include "packet/pcap_reader.hpp"
+#include "tools/progress.hpp"
+
+namespace flowpic {
+
+OfflinePipeline::OfflinePipeline(const FlowTableConfig& cfg, WindowFn on_window)
+    : cfg_(cfg), on_window_(std::move(on_window)),
+      table_(std::make_unique<FlowTable>(cfg, &OfflinePipeline::sink, this, 0)) {}
+
+OfflinePipeline::~OfflinePipeline() = default;
+
+const FlowTableCounters& OfflinePipeline::table_counters() const noexcept { return table_->counters(); }
+
+bool OfflinePipeline::sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n) {
+  auto* self = static_cast<OfflinePipeline*>(ctx);
+  ++self->counters_.windows;
+  self->on_window_(info, recs, n, self->step_.now);
+  return true;
+}
+
+void OfflinePipeline::run_pcap(const std::string& path, Progress* progress, std::string* warning) {
+  PcapReader reader(path);
+  ++counters_.pcaps;
+  const LinkType link = reader.link_type();
+  if (link == LinkType::kUnsupported) {
+    ++counters_.unsupported_link;
+    if (warning) *warning = path + ": link type " + std::to_string(reader.dlt()) + " is not supported; skipped";
+    return;
+  }
+  // Each capture has its own time base: the clock restarts with it.
+  step_.now = 0;
+  RawPacket pkt;
+  uint64_t n = 0;
+  while (reader.next(pkt)) {
+    packet_step(*table_, step_, pkt.data, pkt.caplen, link, pkt.ts_ns);
+    if (++n % kSweepEveryPackets == 0) {
+      table_->expire(step_.now, kSweepBudget);
+      if (progress && n % 4096 == 0) progress->add(4096);
+    }
+  }
+  if (progress) progress->add(n % 4096);
+  table_->flush(step_.now);
+  counters_.packets += n;
+  if (!reader.error().empty()) {
+    ++counters_.pcap_errors;
+    if (warning) *warning = path + ": stopped on a corrupt record after " + std::to_string(n) + " packets: " + reader.error();
+  }
+}
+
+}  // namespace flowpic

@@ -1,0 +1,56 @@
+// Offline pipeline: capture file -> packet_step (parse, flow table) -> closed windows.
+// Used by `flowpic dataset pcap`, `flowpic classify` and `flowpic render --pcap`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "flowtable/flow_table.hpp"
+#include "packet/parse.hpp"
+#include "tools/packet_step.hpp"
+
+namespace flowpic {
+
+class Progress;
+
+struct PipelineCounters {
+  uint64_t pcaps = 0;
+  uint64_t pcap_errors = 0;      // captures that stopped on a corrupt record (read up to there)
+  uint64_t unsupported_link = 0; // captures skipped for their link type
+  uint64_t packets = 0;
+  uint64_t windows = 0;          // windows handed to the callback
+};
+
+class OfflinePipeline {
+ public:
+  // closed_ns: the table time at which the window closed (the packet, sweep or flush that
+  // closed it), for ordering outputs as the appliance would emit them.
+  using WindowFn =
+      std::function<void(const WindowInfo& info, const PacketRecord* recs, uint32_t n, TimeNs closed_ns)>;
+
+  // Throws std::invalid_argument on a bad table config.
+  OfflinePipeline(const FlowTableConfig& cfg, WindowFn on_window);
+  ~OfflinePipeline();
+
+  // Reads one capture and flushes every open window at its end (captures never share
+  // flows: each has its own time base). Throws std::runtime_error when it cannot be opened;
+  // a corrupt record ends the capture early, counted and reported in *warning.
+  void run_pcap(const std::string& path, Progress* progress = nullptr, std::string* warning = nullptr);
+
+  const PipelineCounters& counters() const noexcept { return counters_; }
+  const PacketStepState& step_state() const noexcept { return step_; }  // parse counters across captures
+  const FlowTableCounters& table_counters() const noexcept;
+  uint64_t clock_backwards() const noexcept { return step_.clock_backwards; }
+
+ private:
+  static bool sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+  FlowTableConfig cfg_;
+  WindowFn on_window_;
+  std::unique_ptr<FlowTable> table_;
+  PacketStepState step_;
+  PipelineCounters counters_;
+};
+
+}  // namespace flowpic
