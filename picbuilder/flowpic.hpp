@@ -1,6 +1,7 @@
 // FlowPic: the 2D histogram of one window's {packet size, arrival time} pairs.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -36,16 +37,49 @@ struct PictureConfig {
   std::string validate() const;         // empty when usable, else what is wrong
   bool same_pictures(const PictureConfig& o) const noexcept;  // would produce identical inputs
 };
+// JSON form (model files, configs): every field is required, enums are strings:
+//   {"window": {"kind": "time"|"count", "length_s": 15.0, "packets": 20, "min_packets": 10,
+//               "max_windows": 0},
+//    "resolution": 32, "max_size": 1500, "time_axis": "span"|"fixed"|"log", "horizon_s": 1.0,
+//    "log_tau_s": 0.001, "clip": 255.0, "norm": "clip_scale"|"log"}
+// from_json throws std::invalid_argument ("picture config: ...") on a missing, mistyped or
+// out-of-range field, and when the parsed config fails validate().
 void to_json(nlohmann::json& j, const PictureConfig& c);
 void from_json(const nlohmann::json& j, PictureConfig& c);  // throws on missing/invalid fields
-const char* time_axis_name(TimeAxis a) noexcept;
+const char* time_axis_name(TimeAxis a) noexcept;              // "span", "fixed", "log"
+const char* normalisation_name(Normalisation n) noexcept;     // "clip_scale", "log"
+bool time_axis_from_name(const std::string& s, TimeAxis& out) noexcept;
+bool normalisation_from_name(const std::string& s, Normalisation& out) noexcept;
+
+// Floats in one picture (R * R).
+inline std::size_t picture_floats(const PictureConfig& c) noexcept {
+  return static_cast<std::size_t>(c.resolution) * c.resolution;
+}
 
 // Histogram layout: out[y * R + x], y = size bin (0 = smallest sizes), x = time bin (0 = earliest).
 // Writes all R*R floats. No allocation; safe to call from any thread.
+//
+// Binning (integer-exact where the inputs are integers):
+// - y = floor(size * R / (max_size + 1)), clamped to R-1: sizes above max_size (jumbo frames,
+//   TSO/GRO super-packets in captures) are kept, in the top row, rather than dropped.
+// - t = time since the window start: for time windows the record's t_us plus the window's
+//   first packet offset within its block (first_ns - start_ns, ignored when outside
+//   [0, length)); for count windows t_us itself (the window starts at its first packet).
+// - x by cfg.time_axis, always clamped to [0, R-1]:
+//   kSpan  time windows: floor(t * R / length); count windows: floor(t * R / span) with
+//          span = the largest t_us of the records (the last packet), t == span -> R-1,
+//          span 0 -> column 0;
+//   kFixed floor(t * R / horizon);
+//   kLog   floor(log1p(t / tau) / log1p(horizon / tau) * R).
+// - each record adds its weight (packets it stands for after decimation); weight 0 counts
+//   as 1 (a record always stands for at least the packet that made it).
+// - build_flowpic then clips at cfg.clip and normalises (kClipScale: c / clip,
+//   kLog: log1p(c) / log1p(clip)); zero stays zero.
 void build_flowpic(const PictureConfig& cfg, const WindowInfo& info, const PacketRecord* recs,
                    uint32_t n, float* out) noexcept;
 
-// Raw (unclipped, unnormalised) counts, for rendering and tests.
+// Raw (unclipped, unnormalised) counts, for rendering and tests. Writes all R*R counts;
+// saturates at UINT32_MAX.
 void build_histogram(const PictureConfig& cfg, const WindowInfo& info, const PacketRecord* recs,
                      uint32_t n, uint32_t* counts) noexcept;
 
