@@ -59,7 +59,8 @@ class Model {
   ModelInfo& mutable_info() noexcept { return info_; }
   const std::vector<Tensor>& tensors() const noexcept { return tensors_; }
   std::vector<Tensor>& mutable_tensors() noexcept { return tensors_; }
-  // Content id: "<name>-<8 hex of the checksum>", fixed when saved/loaded.
+  // Content id: "<name>-<8 hex of the checksum>", fixed when saved/loaded (also updated by
+  // to_bytes()/save(), which is why they are mutable; "<name>-unsaved" for a fresh model).
   const std::string& id() const noexcept { return id_; }
   uint32_t checksum() const noexcept { return checksum_; }
   int num_classes() const noexcept { return static_cast<int>(info_.classes.size()); }
@@ -68,11 +69,28 @@ class Model {
  private:
   ModelInfo info_;
   std::vector<Tensor> tensors_;
-  std::string id_;
-  uint32_t checksum_ = 0;
+  mutable std::string id_;
+  mutable uint32_t checksum_ = 0;
 };
 
-// Shapes of the parameter tensors an architecture needs for R x R input and C classes.
+// Shapes of the parameter tensors an architecture needs for R x R input and C classes
+// (data left empty). Order = file order = Trainer gradient order:
+//   conv1.weight [o,1,k,k], conv1.bias, conv2.weight [o,i,k,k], conv2.bias,
+//   fc1.weight [o, C2*P2*P2] (input flattened in c,h,w order), fc1.bias, ..., fcN.weight [classes, i], fcN.bias.
+// Throws ModelError when R is too small for the arch or classes < 2.
 std::vector<Tensor> parameter_shapes(Arch arch, int resolution, int classes);
+
+// Layer geometry of an arch at resolution R (shared by the model file, Network and Trainer).
+struct ConvGeometry {
+  int64_t channels, kernel, stride, pad_l, pad_r;
+};
+struct ArchGeometry {
+  ConvGeometry conv1, conv2;          // conv1: 1 input channel; pooling is 2x2 stride 2 after each conv
+  std::vector<int64_t> fc_hidden;     // hidden inner-product widths (ReLU after each)
+  float dropout_conv = 0, dropout_fc = 0;  // training only: after conv2 ReLU, after the last hidden FC ReLU
+  int64_t input = 0, c1 = 0, p1 = 0, c2 = 0, p2 = 0;  // spatial sizes: input, conv1 out, pool1 out, ...
+  int64_t flat = 0;                   // conv2.channels * p2 * p2
+};
+ArchGeometry arch_geometry(Arch arch, int resolution);  // throws ModelError when R is too small
 
 }  // namespace flowpic

@@ -2,6 +2,7 @@
 // constructor; forward() then runs with no allocation. Exceptions only at construction.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -29,6 +30,8 @@ class Network {
   const Model& model() const noexcept;
   const std::shared_ptr<const Model>& model_ptr() const noexcept;
   int max_batch() const noexcept;
+  // Calls that failed inside oneDNN (probs zeroed) or asked for more than max_batch pictures.
+  uint64_t errors() const noexcept;
 
  private:
   struct Impl;
@@ -40,7 +43,7 @@ struct TrainOptions {
   int batch = 64;
   float lr = 1e-3f;          // Adam
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  float weight_decay = 0.f;
+  float weight_decay = 0.f;  // decoupled (AdamW) decay of weight tensors, biases untouched
   uint64_t seed = 1;
   int threads = 0;           // 0 = all cores
   int patience = 5;          // early stopping on the held-back part of train

@@ -1,0 +1,232 @@
+// oneDNN forward against a plain-loop reference, and the Trainer's gradients against
+// finite differences.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "infer/model.hpp"
+#include "infer/network.hpp"
+
+namespace flowpic {
+namespace {
+
+ModelInfo info_for(Arch arch, int R, int classes) {
+  ModelInfo info;
+  info.arch = arch;
+  info.picture.resolution = static_cast<uint32_t>(R);
+  info.name = "t";
+  for (int c = 0; c < classes; ++c) info.classes.push_back("c" + std::to_string(c));
+  return info;
+}
+
+// Sparse pictures in [0,1], like real FlowPics (most pixels empty).
+std::vector<float> random_pictures(int n, int R, uint32_t seed, float density = 0.15f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  std::vector<float> p(static_cast<size_t>(n) * R * R);
+  for (float& v : p) v = u(rng) < density ? u(rng) : 0.f;
+  return p;
+}
+
+// ---- plain-loop reference (double accumulation) ----
+using Vec = std::vector<double>;
+
+// x: [C][H][W] of one picture; w: [O][C][k][k]; same/explicit padding.
+Vec conv_ref(const Vec& x, int C, int H, const Tensor& w, const Tensor& b, int stride, int pad_l, int out) {
+  const int O = static_cast<int>(w.dims[0]), k = static_cast<int>(w.dims[2]);
+  Vec y(static_cast<size_t>(O) * out * out);
+  for (int o = 0; o < O; ++o)
+    for (int oy = 0; oy < out; ++oy)
+      for (int ox = 0; ox < out; ++ox) {
+        double s = b.data[o];
+        for (int c = 0; c < C; ++c)
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+              const int iy = oy * stride - pad_l + ky, ix = ox * stride - pad_l + kx;
+              if (iy < 0 || ix < 0 || iy >= H || ix >= H) continue;
+              s += x[(static_cast<size_t>(c) * H + iy) * H + ix] * w.data[((static_cast<size_t>(o) * C + c) * k + ky) * k + kx];
+            }
+        y[(static_cast<size_t>(o) * out + oy) * out + ox] = std::max(s, 0.0);  // ReLU
+      }
+  return y;
+}
+Vec pool_ref(const Vec& x, int C, int H, int out) {
+  Vec y(static_cast<size_t>(C) * out * out);
+  for (int c = 0; c < C; ++c)
+    for (int oy = 0; oy < out; ++oy)
+      for (int ox = 0; ox < out; ++ox) {
+        double m = -1e300;
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx)
+            m = std::max(m, x[(static_cast<size_t>(c) * H + 2 * oy + dy) * H + 2 * ox + dx]);
+        y[(static_cast<size_t>(c) * out + oy) * out + ox] = m;
+      }
+  return y;
+}
+Vec fc_ref(const Vec& x, const Tensor& w, const Tensor& b, bool relu) {
+  const size_t O = static_cast<size_t>(w.dims[0]), I = static_cast<size_t>(w.dims[1]);
+  Vec y(O);
+  for (size_t o = 0; o < O; ++o) {
+    double s = b.data[o];
+    for (size_t i = 0; i < I; ++i) s += x[i] * w.data[o * I + i];
+    y[o] = relu ? std::max(s, 0.0) : s;
+  }
+  return y;
+}
+Vec forward_ref(const Model& m, const float* pic) {
+  const ArchGeometry g = arch_geometry(m.info().arch, m.resolution());
+  const auto& T = m.tensors();
+  Vec x(pic, pic + static_cast<size_t>(g.input) * g.input);
+  Vec a = conv_ref(x, 1, static_cast<int>(g.input), T[0], T[1], static_cast<int>(g.conv1.stride),
+                   static_cast<int>(g.conv1.pad_l), static_cast<int>(g.c1));
+  a = pool_ref(a, static_cast<int>(g.conv1.channels), static_cast<int>(g.c1), static_cast<int>(g.p1));
+  a = conv_ref(a, static_cast<int>(g.conv1.channels), static_cast<int>(g.p1), T[2], T[3],
+               static_cast<int>(g.conv2.stride), 0, static_cast<int>(g.c2));
+  a = pool_ref(a, static_cast<int>(g.conv2.channels), static_cast<int>(g.c2), static_cast<int>(g.p2));
+  size_t ti = 4;
+  for (size_t i = 0; i < g.fc_hidden.size(); ++i, ti += 2) a = fc_ref(a, T[ti], T[ti + 1], true);
+  a = fc_ref(a, T[ti], T[ti + 1], false);
+  const double mx = *std::max_element(a.begin(), a.end());
+  double s = 0;
+  for (double& v : a) s += (v = std::exp(v - mx));
+  for (double& v : a) v /= s;
+  return a;
+}
+
+// Random non-zero biases too, so the reference checks them.
+std::shared_ptr<Model> model_with_biases(Arch arch, int R, int classes, uint64_t seed) {
+  auto m = Model::create(info_for(arch, R, classes), seed);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+  for (auto& t : m->mutable_tensors())
+    if (t.dims.size() == 1)
+      for (float& v : t.data) v = u(rng);
+  return m;
+}
+
+void check_against_reference(Arch arch, int R, int classes, int batch, int n) {
+  auto m = model_with_biases(arch, R, classes, 9);
+  Network net(m, batch, 2);
+  auto pics = random_pictures(n, R, 21);
+  std::vector<float> probs(static_cast<size_t>(n) * classes);
+  net.classify(pics.data(), n, probs.data());
+  double worst = 0;
+  for (int i = 0; i < n; ++i) {
+    const Vec ref = forward_ref(*m, pics.data() + static_cast<size_t>(i) * R * R);
+    double sum = 0;
+    for (int c = 0; c < classes; ++c) {
+      worst = std::max(worst, std::abs(ref[c] - probs[static_cast<size_t>(i) * classes + c]));
+      sum += probs[static_cast<size_t>(i) * classes + c];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  EXPECT_LT(worst, 1e-4) << arch_name(arch) << " R=" << R;
+  EXPECT_EQ(net.errors(), 0u);
+  // Probabilities must not be trivially uniform, or the comparison says little.
+  float maxp = 0;
+  for (float p : probs) maxp = std::max(maxp, p);
+  EXPECT_GT(maxp, 1.0f / classes + 0.02f);
+}
+
+TEST(NetworkForward, LeNet32MatchesReference) { check_against_reference(Arch::kLeNet, 32, 5, 16, 16); }
+TEST(NetworkForward, LeNetOddSizeAndPartialBatchMatchReference) {
+  check_against_reference(Arch::kLeNet, 37, 3, 16, 11);  // pool over odd sizes; batch padded 11 -> 16
+}
+TEST(NetworkForward, FlowPicArchMatchesReference) {
+  // R=151: "same" padding 9 (4 left, 5 right), conv1 31, pool 15, conv2 2, pool 1.
+  check_against_reference(Arch::kFlowPic, 151, 4, 4, 3);
+}
+TEST(NetworkForward, FlowPicArchAsymmetricPaddingMatchesReference) {
+  // R=198: conv1 40 (padding 7: 3 left, 4 right), pool 20, conv2 3, pool 1.
+  ASSERT_NE(arch_geometry(Arch::kFlowPic, 198).conv1.pad_l, arch_geometry(Arch::kFlowPic, 198).conv1.pad_r);
+  check_against_reference(Arch::kFlowPic, 198, 3, 2, 2);
+}
+
+TEST(NetworkForward, BatchSizeDoesNotChangeResults) {
+  auto m = model_with_biases(Arch::kLeNet, 32, 4, 3);
+  Network net(m, 64, 1);
+  auto pics = random_pictures(64, 32, 5);
+  std::vector<float> all(64 * 4), one(4), some(37 * 4);
+  net.classify(pics.data(), 64, all.data());
+  net.classify(pics.data(), 37, some.data());
+  for (int i = 0; i < 37 * 4; ++i) EXPECT_NEAR(some[i], all[i], 1e-6);
+  for (int k : {0, 5, 63}) {
+    net.classify(pics.data() + static_cast<size_t>(k) * 32 * 32, 1, one.data());
+    for (int c = 0; c < 4; ++c) EXPECT_NEAR(one[c], all[static_cast<size_t>(k) * 4 + c], 1e-6);
+  }
+}
+
+TEST(NetworkForward, NetworkCopiesWeights) {
+  auto m = model_with_biases(Arch::kLeNet, 32, 3, 3);
+  Network net(m, 4, 1);
+  auto pics = random_pictures(4, 32, 5);
+  std::vector<float> a(12), b(12);
+  net.classify(pics.data(), 4, a.data());
+  for (auto& t : m->mutable_tensors()) std::fill(t.data.begin(), t.data.end(), 0.f);
+  net.classify(pics.data(), 4, b.data());
+  EXPECT_EQ(a, b);
+}
+
+TEST(NetworkForward, RefusesMismatchedModel) {
+  auto m = Model::create(info_for(Arch::kLeNet, 32, 3), 1);
+  m->mutable_tensors()[4].dims = {120, 399};
+  m->mutable_tensors()[4].data.resize(120 * 399);
+  EXPECT_THROW(Network(m, 4, 1), ModelError);
+}
+
+// ---- gradients ----
+
+// Central differences of the mean loss for a sample of every tensor's entries. A step that
+// crosses a ReLU or max-pool switch point makes the difference meaningless there; such points
+// are recognised by the two one-sided differences disagreeing and skipped (few are allowed).
+void gradient_check(Arch arch, int R, int classes, int n, int samples_per_tensor) {
+  auto m = model_with_biases(arch, R, classes, 17);
+  TrainOptions opt;
+  opt.threads = 1;
+  Trainer tr(m, opt, n + 2);  // a padded batch: padding rows must not contribute
+  auto pics = random_pictures(n, R, 31, 1.0f);  // dense: no exact max-pool ties
+  std::vector<int> labels(n);
+  for (int i = 0; i < n; ++i) labels[i] = i % classes;
+  std::vector<std::vector<float>> grads;
+  const float loss0 = tr.loss_and_gradients(pics.data(), labels.data(), n, &grads);
+  ASSERT_TRUE(std::isfinite(loss0));
+  ASSERT_EQ(grads.size(), m->tensors().size());
+  std::mt19937 rng(99);
+  const float eps = 5e-4f;
+  for (size_t ti = 0; ti < m->tensors().size(); ++ti) {
+    auto& data = m->mutable_tensors()[ti].data;
+    ASSERT_EQ(grads[ti].size(), data.size());
+    double gmax = 0;
+    for (float g : grads[ti]) gmax = std::max(gmax, static_cast<double>(std::abs(g)));
+    EXPECT_GT(gmax, 1e-5) << m->tensors()[ti].name << " has an all-zero gradient";
+    int checked = 0, skipped = 0;
+    for (int s = 0; s < samples_per_tensor; ++s) {
+      const size_t k = rng() % data.size();
+      const float orig = data[k];
+      data[k] = orig + eps;
+      const double lp = tr.loss_and_gradients(pics.data(), labels.data(), n, nullptr);
+      data[k] = orig - eps;
+      const double lm = tr.loss_and_gradients(pics.data(), labels.data(), n, nullptr);
+      data[k] = orig;
+      const double fwd = (lp - loss0) / eps, bwd = (loss0 - lm) / eps;
+      if (std::abs(fwd - bwd) > 0.2 * std::max(std::abs(fwd), std::abs(bwd)) + 2e-3) {
+        ++skipped;  // kink inside [orig - eps, orig + eps]
+        continue;
+      }
+      const double fd = (lp - lm) / (2 * eps);
+      const double an = grads[ti][k];
+      EXPECT_NEAR(an, fd, 2e-3 + 0.05 * std::abs(fd))
+          << m->tensors()[ti].name << "[" << k << "] analytic " << an << " numeric " << fd;
+      ++checked;
+    }
+    EXPECT_LE(skipped, samples_per_tensor / 5) << m->tensors()[ti].name;
+    EXPECT_GE(checked, samples_per_tensor * 4 / 5) << m->tensors()[ti].name;
+  }
+}
+
+TEST(TrainerGradients, LeNetEveryLayerMatchesFiniteDifferences) { gradient_check(Arch::kLeNet, 32, 3, 6, 24); }
+TEST(TrainerGradients, FlowPicArchMatchesFiniteDifferences) { gradient_check(Arch::kFlowPic, 198, 3, 3, 16); }
+
+}  // namespace
+}  // namespace flowpic
