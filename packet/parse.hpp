@@ -46,6 +46,12 @@ struct ParsedPacket {
 };
 
 // Parses one packet starting at `data` (link header first). Fills `out` on kOk / kOkFragment.
+// Ethernet and Linux SLL: any number of 802.1Q / 802.1ad / 0x9100 tags, then optionally a PPPoE
+// session (PPP IPv4 / IPv6; other PPP protocols are kNotIp). BSD loopback: the address family in
+// either byte order (AF_INET 2, AF_INET6 24 / 28 / 30). IPv6: hop-by-hop, routing, destination
+// options, fragment, AH, mobility, HIP and shim6 headers are walked (at most 16); ESP and
+// "no next header" are keyed by protocol without ports. Ports come from the first 4 bytes of
+// TCP, UDP and SCTP only; when the IP length leaves no room for them the result is kBadIpHeader.
 ParseResult parse_packet(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket& out) noexcept;
 
 // Per-reason counters (one per lcore / reader; no atomics).
