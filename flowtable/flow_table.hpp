@@ -30,6 +30,10 @@ struct FlowTableConfig {
   uint32_t max_records = 1024;           // records kept per window; past it, stride decimation
   uint32_t record_chunks = 0;            // chunks of kChunkRecords in the shared pool; 0 = auto
   std::string validate() const;          // empty when usable, else what to change
+  // Pool size used when record_chunks == 0: count windows capacity * ceil(min(packets,
+  // max_records) / 32) (every open window can hold all its records); time windows
+  // capacity / 2 + 1024, at most capacity * ceil(max_records / 32).
+  uint32_t effective_record_chunks() const noexcept;
 };
 
 // Counters of one table. Written only by the owner; readable from other threads
@@ -46,11 +50,22 @@ struct FlowTableCounters {
   uint64_t windows_over_limit = 0;   // past max_windows for their flow: not emitted
   uint64_t windows_decimated = 0;    // windows whose records were thinned (weights > 1)
   uint64_t record_pool_empty = 0;    // times a window had to decimate early because the pool ran dry
+                                     // (or could not get its first chunk: see windows_no_records)
+  // Added by flowtable (see docs/flowtable.md):
+  uint64_t flows_reclaimed = 0;      // idle flows expired to make room for a new flow (also in flows_expired)
+  uint64_t flows_flushed = 0;        // flows forgotten by flush()
+  uint64_t windows_no_records = 0;   // qualifying windows not emitted: the pool had no chunk at their first packet
+  uint64_t windows_records_capped = 0;  // windows whose records stopped at the maximum stride (32768):
+                                        // their weights sum to less than their packets
 };
+// Every closed window lands in exactly one of: windows_emitted, windows_sink_full,
+// windows_too_small, windows_over_limit, windows_no_records (they sum to windows_closed).
 
 // Receives each closed window that qualifies. Return false when it cannot take it
 // (e.g. ring full): the window is dropped and counted, the caller never waits.
-// `recs` is valid only during the call.
+// `recs` is valid only during the call. The sink may call apply_verdict, verdict, find,
+// scan and counters on the table, never on_packet, on_burst, expire or flush.
+// A null sink takes every window (counted as emitted): for benchmarks.
 using WindowSink = bool (*)(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
 
 // Per-flow state visible to readers (control plane, tests).
@@ -71,6 +86,9 @@ class FlowTable {
  public:
   static constexpr uint32_t kNoSlot = 0xffffffffu;
   static constexpr uint32_t kChunkRecords = 32;
+  static constexpr uint32_t kMaxCapacity = 1u << 26;
+  static constexpr uint32_t kReclaimProbe = 8;      // slots looked at for an idle flow when full
+  static constexpr uint32_t kMaxStrideLog2 = 15;    // record weights stay <= 32768
 
   // Throws std::invalid_argument when cfg.validate() is not empty, std::bad_alloc if memory is short.
   FlowTable(const FlowTableConfig& cfg, WindowSink sink, void* sink_ctx, uint8_t lcore_id = 0);
@@ -81,6 +99,15 @@ class FlowTable {
   // Fast path. Accounts one packet of `key` (hash = flow_hash(key)) at time `now`;
   // may close and emit windows. Returns the flow's slot, or kNoSlot if it is not tracked.
   uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept;
+
+  // Same result as calling on_packet(keys[i], hashes[i], ip_lens[i], times[i]) for i = 0..n-1
+  // in order (slots_out[i] = its return value; slots_out may be null), with the index, slot
+  // and record cache misses of the burst overlapped by prefetching. Use it from poll loops.
+  void on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens,
+                const TimeNs* times, uint32_t n, uint32_t* slots_out) noexcept;
+
+  // Prefetches the index bucket of `hash` (for callers running their own pipeline).
+  void prefetch(uint64_t hash) const noexcept;
 
   // Verdict class of a slot (-1 none) for inline actions; cheap.
   int16_t verdict(uint32_t slot) const noexcept;
@@ -101,6 +128,9 @@ class FlowTable {
   uint32_t size() const noexcept;          // flows tracked now
   uint32_t capacity() const noexcept;
   std::size_t memory_bytes() const noexcept;  // everything allocated (slots, index, record pool)
+  uint32_t record_chunks() const noexcept;    // chunks in the record pool (after auto sizing)
+  uint32_t chunks_free() const noexcept;      // chunks not held by an open window
+  const FlowTableConfig& config() const noexcept;
 
   // Visits up to `budget` slots from *cursor (advanced; wraps to 0 at the end and returns
   // true when a full pass completed). For control-plane scans done in small steps.
