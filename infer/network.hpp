@@ -46,7 +46,7 @@ struct TrainOptions {
   float weight_decay = 0.f;  // decoupled (AdamW) decay of weight tensors, biases untouched
   uint64_t seed = 1;
   int threads = 0;           // 0 = all cores
-  int patience = 5;          // early stopping on the held-back part of train
+  int patience = 5;          // early stopping on the held-back part of train (<= 0: off)
   float holdout = 0.1f;      // fraction of train held back for early stopping
 };
 
