@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -64,9 +65,13 @@ std::string format_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  // Shortest text that reads back as the same double (0.0001, not 9.9999999999999991e-05).
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
 }
 
 }  // namespace
@@ -149,17 +154,19 @@ bool is_gauge_key(const std::string& k) {
 // reason label; objects of quantiles (p50, p99, ...) become a quantile label; *_us and *_ms
 // leaves are converted to seconds.
 void walk(Families& f, const std::string& prefix, const json& obj,
-          const std::map<std::string, std::string>& labels, const std::string& what) {
-  for (const auto& [key, v] : obj.items()) {
-    const std::string k = sanitize_name(key, false);
+          const std::map<std::string, std::string>& labels, const std::string& what,
+          const std::string& path = "") {
+  for (const auto& [raw_key, v] : obj.items()) {
+    const std::string k = sanitize_name(raw_key, false);
+    const std::string key = path.empty() ? raw_key : path + "." + raw_key;  // for help texts
     if (v.is_object()) {
-      if (key == "dropped" || key == "drops") {
+      if (raw_key == "dropped" || raw_key == "drops") {
         for (const auto& [reason, n] : v.items()) {
           if (!n.is_number()) continue;
           auto l = labels;
           l["reason"] = reason;
           f.add(prefix + "_dropped_total", Metric::Type::kCounter,
-                what + " dropped, by reason.", l, n.get<double>());
+                what + " " + key + ", by reason.", l, n.get<double>());
         }
         continue;
       }
@@ -170,27 +177,28 @@ void walk(Families& f, const std::string& prefix, const json& obj,
       if (quantiles) {
         double scale = 1;
         std::string base = k;
-        if (k.size() > 3 && k.compare(k.size() - 3, 3, "_us") == 0) { scale = 1e-6; base = k.substr(0, k.size() - 3) + "_seconds"; }
-        else if (k.size() > 3 && k.compare(k.size() - 3, 3, "_ms") == 0) { scale = 1e-3; base = k.substr(0, k.size() - 3) + "_seconds"; }
+        if (k.size() > 3 && k.compare(k.size() - 3, 3, "_us") == 0) { scale = 1e6; base = k.substr(0, k.size() - 3) + "_seconds"; }
+        else if (k.size() > 3 && k.compare(k.size() - 3, 3, "_ms") == 0) { scale = 1e3; base = k.substr(0, k.size() - 3) + "_seconds"; }
         for (const auto& [qk, qv] : v.items()) {
           auto l = labels;
-          const std::string digits = qk.substr(1);
-          l["quantile"] = "0." + digits;  // p50 -> 0.50, p99 -> 0.99, p999 -> 0.999
+          std::string q = "0." + qk.substr(1);  // p50 -> 0.5, p99 -> 0.99, p999 -> 0.999
+          while (q.size() > 3 && q.back() == '0') q.pop_back();
+          l["quantile"] = q;
           f.add(prefix + "_" + base, Metric::Type::kGauge, what + " " + key + " quantiles.", l,
-                qv.get<double>() * scale);
+                qv.get<double>() / scale);  // divide: 100/1e6 prints as 0.0001
         }
         continue;
       }
-      walk(f, prefix + "_" + k, v, labels, what);
+      walk(f, prefix + "_" + k, v, labels, what, key);
       continue;
     }
     if (!v.is_number() && !v.is_boolean()) continue;
     const double x = v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();
     if (k.size() > 3 && k.compare(k.size() - 3, 3, "_us") == 0) {
-      f.add(prefix + "_" + k.substr(0, k.size() - 3) + "_seconds", Metric::Type::kGauge, what + " " + key + ".", labels, x * 1e-6);
+      f.add(prefix + "_" + k.substr(0, k.size() - 3) + "_seconds", Metric::Type::kGauge, what + " " + key + ".", labels, x / 1e6);
     } else if (k.size() > 3 && k.compare(k.size() - 3, 3, "_ms") == 0) {
-      f.add(prefix + "_" + k.substr(0, k.size() - 3) + "_seconds", Metric::Type::kGauge, what + " " + key + ".", labels, x * 1e-3);
-    } else if (is_gauge_key(key) || !v.is_number_integer()) {
+      f.add(prefix + "_" + k.substr(0, k.size() - 3) + "_seconds", Metric::Type::kGauge, what + " " + key + ".", labels, x / 1e3);
+    } else if (is_gauge_key(raw_key) || !v.is_number_integer()) {
       f.add(prefix + "_" + k, Metric::Type::kGauge, what + " " + key + ".", labels, x);
     } else {
       f.add(prefix + "_" + k + "_total", Metric::Type::kCounter, what + " " + key + ".", labels, x);
