@@ -2,11 +2,24 @@
 
 #include <pcap/pcap.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 namespace flowpic {
 
+namespace {
+// libpcap reads each record with two fread calls; with stdio's default 4 KiB buffer most of the
+// reading time went to read(2) system calls (measured: sys 2x user on 1.5 KB packets).
+constexpr std::size_t kReadBuffer = 1 << 20;
+}  // namespace
+
 struct PcapReader::Impl {
+  std::unique_ptr<char[]> buffer;  // stdio buffer of `handle`'s FILE: must outlive it
   pcap_t* handle = nullptr;
   std::string path;
   std::string error;
@@ -17,10 +30,20 @@ struct PcapReader::Impl {
 };
 
 PcapReader::PcapReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  // Small files (tests, short captures) get a small buffer.
+  struct stat st {};
+  std::size_t buffer_size = kReadBuffer;
+  if (fstat(fileno(file), &st) == 0 && st.st_size >= 0 && static_cast<uint64_t>(st.st_size) < kReadBuffer)
+    buffer_size = std::max<std::size_t>(static_cast<std::size_t>(st.st_size), BUFSIZ);
+  impl_->buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
+  std::setvbuf(file, impl_->buffer.get(), _IOFBF, buffer_size);
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   // Nanosecond precision: libpcap scales microsecond pcap and any pcapng resolution to ns.
-  impl_->handle = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  impl_->handle = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (impl_->handle == nullptr) {
+    std::fclose(file);  // on failure libpcap leaves the FILE to us
     throw std::runtime_error("cannot open " + path + ": " + (errbuf[0] ? errbuf : "unknown libpcap error"));
   }
   impl_->path = path;
@@ -29,7 +52,7 @@ PcapReader::PcapReader(const std::string& path) : impl_(std::make_unique<Impl>()
 }
 
 PcapReader::~PcapReader() {
-  if (impl_ && impl_->handle) pcap_close(impl_->handle);
+  if (impl_ && impl_->handle) pcap_close(impl_->handle);  // closes the FILE, then the buffer goes
 }
 
 int PcapReader::dlt() const noexcept { return impl_->dlt; }
