@@ -13,24 +13,21 @@
 namespace flowpic {
 
 struct PacketStepState {
-  TimeNs now = 0;                // latest time given to the table (the clock never runs backwards)
-  uint64_t clock_backwards = 0;  // packets stamped earlier than an earlier packet (held at `now`)
+  TimeNs now = 0;                // latest packet time seen: the time given to expire() sweeps
+  uint64_t clock_backwards = 0;  // packets stamped earlier than an earlier packet (merged captures)
   uint64_t untracked = 0;        // parsed packets the table did not track (table full)
   ParseCounters parse;           // every packet, by parse result
 };
 
 // One packet: `ts` is its time (capture time offline, mbuf/TSC time in the dataplane).
-// Timestamps that go backwards (merged or re-ordered captures) are held at the latest time
-// so windows and idle timers only move forward. Returns the flow's slot or FlowTable::kNoSlot
-// (not IP / malformed / table full). No allocation, no exception, no system call.
+// The packet goes to the table with its own time (the table keeps each flow's time monotonic);
+// `now` only moves forward and is what the owner passes to expire(). This is exactly what
+// flowpicd's lcore loop does (dataplane/worker.cpp). Returns the flow's slot or
+// FlowTable::kNoSlot (not IP / malformed / table full). No allocation, exception or syscall.
 inline uint32_t packet_step(FlowTable& table, PacketStepState& st, const uint8_t* data, uint32_t caplen,
                             LinkType link, TimeNs ts, ParsedPacket& parsed) noexcept {
-  if (ts < st.now) {
-    ++st.clock_backwards;
-    ts = st.now;
-  } else {
-    st.now = ts;
-  }
+  if (ts < st.now) ++st.clock_backwards;
+  else st.now = ts;
   const ParseResult r = parse_packet(data, caplen, link, parsed);
   st.parse.add(r);
   if (r != ParseResult::kOk && r != ParseResult::kOkFragment) return FlowTable::kNoSlot;
@@ -45,8 +42,9 @@ inline uint32_t packet_step(FlowTable& table, PacketStepState& st, const uint8_t
   return packet_step(table, st, data, caplen, link, ts, parsed);
 }
 
-// Sweep cadence: after every kSweepEveryPackets packets (a dataplane burst) the owner calls
-// table.expire(st.now, kSweepBudget). Offline tools use the same numbers.
+// Sweep cadence: after every kSweepEveryPackets packets (one dataplane burst, kBurst) the owner
+// calls table.expire(st.now, kSweepBudget) (flowpicd: LcoreState::expire_budget). The table's
+// windows do not depend on when the sweep runs except when it is full (idle flows reclaimed).
 constexpr uint32_t kSweepEveryPackets = 32;
 constexpr uint32_t kSweepBudget = 64;
 

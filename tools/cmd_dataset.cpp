@@ -1,0 +1,164 @@
+// flowpic dataset ode-flow | pcap
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "tools/cli.hpp"
+#include "tools/dataset.hpp"
+#include "tools/odeflow.hpp"
+#include "tools/pcap_dataset.hpp"
+
+namespace flowpic::cli {
+
+namespace {
+
+// Windows, flows and captures per class, to stdout.
+void print_summary(const Dataset& ds) {
+  std::vector<uint64_t> windows(ds.classes.size(), 0), packets(ds.classes.size(), 0);
+  std::vector<std::set<std::pair<uint32_t, std::string>>> flows(ds.classes.size());
+  std::vector<std::set<uint32_t>> sources(ds.classes.size());
+  const bool keyed = ds.origin.value("kind", "") != "ode-flow";
+  for (const auto& w : ds.windows) {
+    ++windows[w.label];
+    packets[w.label] += w.info.packets;
+    if (keyed) flows[w.label].insert({w.source, std::string(reinterpret_cast<const char*>(&w.info.key), sizeof(FlowKey))});
+    sources[w.label].insert(w.source);
+  }
+  size_t width = 5;
+  for (const auto& c : ds.classes) width = std::max(width, c.size());
+  std::printf("%-*s %9s %9s %9s %11s\n", static_cast<int>(width), "class", "windows", "flows", "captures", "packets");
+  for (size_t c = 0; c < ds.classes.size(); ++c) {
+    std::printf("%-*s %9llu %9s %9zu %11llu\n", static_cast<int>(width), ds.classes[c].c_str(),
+                static_cast<unsigned long long>(windows[c]), keyed ? std::to_string(flows[c].size()).c_str() : "-",
+                sources[c].size(), static_cast<unsigned long long>(packets[c]));
+  }
+  std::printf("%-*s %9zu\n", static_cast<int>(width), "total", ds.windows.size());
+}
+
+}  // namespace
+
+void add_dataset(CLI::App& app, Action* action) {
+  auto* ds = app.add_subcommand("dataset", "build a labelled window dataset (ode-flow arrays or captures)");
+  ds->require_subcommand(1);
+
+  // --- ode-flow
+  struct OdeArgs {
+    std::string dir, split, out;
+  };
+  auto ode = std::make_shared<OdeArgs>();
+  auto* o = ds->add_subcommand("ode-flow", "ODE-Flow ISCX arrays (20-packet windows, 5 classes) -> dataset");
+  o->add_option("--data", ode->dir, "directory with ode_const_20_multiclass_reg_{x,y}_{train,val}.npy")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  o->add_option("--split", ode->split, "which split")->required()->check(CLI::IsMember({"train", "val"}));
+  o->add_option("-o,--output", ode->out, "dataset file to write")->required();
+  o->callback([action, ode] {
+    *action = [ode] {
+      Dataset d = load_odeflow(ode->dir, ode->split);
+      d.origin["command"] = command_line();
+      save_dataset(d, ode->out);
+      spdlog::info("wrote {} windows of {} classes to {}", d.windows.size(), d.classes.size(), ode->out);
+      print_summary(d);
+      return 0;
+    };
+  });
+
+  // --- pcap
+  struct PcapArgs {
+    std::vector<std::string> pcaps;
+    std::string labels, label_column = "category", min_confidence, per_pcap_label, window = "time:15", data_dir, out;
+    uint32_t min_packets = 10, max_windows = 0, capacity = 1u << 16;
+    std::string idle = "30s";
+  };
+  auto pa = std::make_shared<PcapArgs>();
+  auto* p = ds->add_subcommand("pcap", "captures + per-flow labels (nDPI flows_labels.csv) or one label per capture -> dataset");
+  p->add_option("pcaps", pa->pcaps, "capture files (pcap, pcapng)")->check(CLI::ExistingFile);
+  p->add_option("--data-dir", pa->data_dir, "directory holding pcap/ and flows_labels.csv (e.g. ../shared/data/ndpi)")
+      ->check(CLI::ExistingDirectory);
+  p->add_option("--labels", pa->labels, "nDPI flows_labels.csv")->check(CLI::ExistingFile);
+  p->add_option("--label-column", pa->label_column, "label to use from the CSV")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"category", "app"}));
+  p->add_option("--min-confidence", pa->min_confidence, "keep only CSV rows whose confidence is exactly this (e.g. DPI)");
+  p->add_option("--per-pcap-label", pa->per_pcap_label, "label every flow of every capture with NAME (no CSV)");
+  p->add_option("--window", pa->window, "window policy: time:SECONDS or count:PACKETS")->capture_default_str();
+  p->add_option("--min-packets", pa->min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  p->add_option("--max-windows", pa->max_windows, "windows kept per flow (0 = all)")->capture_default_str();
+  p->add_option("--flow-capacity", pa->capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
+  p->add_option("--idle-timeout", pa->idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
+  p->add_option("-o,--output", pa->out, "dataset file to write")->required();
+  p->callback([action, pa] {
+    *action = [pa] {
+      PcapDatasetOptions opt;
+      std::string err;
+      if (!parse_window_spec(pa->window, opt.table.window, &err)) throw UsageError("--window: " + err);
+      opt.table.window.min_packets = pa->min_packets;
+      opt.table.window.max_windows = pa->max_windows;
+      opt.table.capacity = pa->capacity;
+      opt.table.idle_timeout_ns = parse_duration(pa->idle, "--idle-timeout");
+      const std::string cfg_err = opt.table.validate();
+      if (!cfg_err.empty()) throw UsageError("flow table: " + cfg_err);
+
+      std::vector<std::string> pcaps = pa->pcaps;
+      std::string labels = pa->labels;
+      if (!pa->data_dir.empty()) {
+        const auto dir = std::filesystem::path(pa->data_dir);
+        if (pcaps.empty()) pcaps = list_captures((dir / "pcap").string());
+        if (labels.empty() && pa->per_pcap_label.empty()) labels = (dir / "flows_labels.csv").string();
+      }
+      if (pcaps.empty()) throw UsageError("no captures: give PCAP files or --data-dir");
+      if (labels.empty() == pa->per_pcap_label.empty())
+        throw UsageError("give exactly one of --labels (or --data-dir) and --per-pcap-label");
+
+      std::unique_ptr<LabelIndex> index;
+      if (!labels.empty()) {
+        std::vector<std::string> skipped;
+        const auto rows = read_ndpi_labels(labels, &skipped);
+        for (const auto& s : skipped) spdlog::warn("{}", s);
+        index = std::make_unique<LabelIndex>(
+            rows, pa->label_column == "app" ? LabelColumn::kApp : LabelColumn::kCategory, pa->min_confidence);
+        spdlog::info("{}: {} labelled flows ({} rows filtered by label/confidence, {} ambiguous)", labels,
+                     index->size(), index->rows_filtered(), index->ambiguous());
+        opt.labels = index.get();
+      }
+      opt.per_pcap_label = pa->per_pcap_label;
+      opt.progress = progress_enabled();
+
+      PcapDatasetReport rep;
+      Dataset d = build_pcap_dataset(pcaps, opt, &rep);
+      for (const auto& w : rep.warnings) spdlog::warn("{}", w);
+      nlohmann::json parse = nlohmann::json::object();
+      for (size_t r = 0; r < kParseResultCount; ++r)
+        if (rep.parse.by_result[r]) parse[parse_result_name(static_cast<ParseResult>(r))] = rep.parse.by_result[r];
+      d.origin = {{"kind", "pcap"},
+                  {"labels", labels.empty() ? nlohmann::json(nullptr) : nlohmann::json(labels)},
+                  {"label_column", pa->per_pcap_label.empty() ? pa->label_column : "per-pcap"},
+                  {"min_confidence", pa->min_confidence},
+                  {"per_pcap_label", pa->per_pcap_label},
+                  {"idle_timeout_ns", opt.table.idle_timeout_ns},
+                  {"flow_capacity", opt.table.capacity},
+                  {"packets", rep.packets},
+                  {"parse", parse},
+                  {"windows_qualifying", rep.windows},
+                  {"windows_unlabelled", rep.windows_unlabelled},
+                  {"windows_too_small", rep.windows_too_small},
+                  {"pcaps_without_labels", rep.pcaps_without_labels},
+                  {"command", command_line()}};
+      save_dataset(d, pa->out);
+      spdlog::info("read {} packets from {} captures in {:.3f} s ({:.2f} M packets/s, one core)", rep.packets,
+                   rep.pcaps, rep.seconds, rep.packets_per_second() / 1e6);
+      spdlog::info("{} windows with >= {} packets: {} labelled, {} unlabelled (skipped); {} too small",
+                   rep.windows, pa->min_packets, d.windows.size(), rep.windows_unlabelled, rep.windows_too_small);
+      if (rep.pcaps_without_labels && !labels.empty())
+        spdlog::info("{} captures have no labelled flow in {}", rep.pcaps_without_labels, labels);
+      spdlog::info("wrote {} windows of {} classes to {}", d.windows.size(), d.classes.size(), pa->out);
+      print_summary(d);
+      return 0;
+    };
+  });
+}
+
+}  // namespace flowpic::cli
