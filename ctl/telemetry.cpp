@@ -59,13 +59,13 @@ bool scalar(const json& v) { return v.is_primitive(); }
 
 // Arrays that 22.11 can hold as a container: all u64-able integers, or all strings.
 bool u64_array(const json& a) {
-  if (a.empty() || a.size() > RTE_TEL_MAX_ARRAY_ENTRIES) return false;
+  if (!a.is_array() || a.empty() || a.size() > RTE_TEL_MAX_ARRAY_ENTRIES) return false;
   for (const auto& x : a)
     if (!x.is_number_unsigned() && !(x.is_number_integer() && x.get<int64_t>() >= 0)) return false;
   return true;
 }
 bool string_array(const json& a) {
-  if (a.empty() || a.size() > RTE_TEL_MAX_ARRAY_ENTRIES) return false;
+  if (!a.is_array() || a.empty() || a.size() > RTE_TEL_MAX_ARRAY_ENTRIES) return false;
   for (const auto& x : a)
     if (!x.is_string()) return false;
   return true;

@@ -43,7 +43,7 @@ struct RunResult {
 // A started child; wait() collects its exit code and output.
 struct Child {
   pid_t pid = -1;
-  std::string out_path, err_path;
+  std::string out_path, err_path, in_path;
   RunResult wait() {
     RunResult r;
     int status = 0;
@@ -53,6 +53,7 @@ struct Child {
     r.err = slurp(err_path);
     std::filesystem::remove(out_path);
     std::filesystem::remove(err_path);
+    if (!in_path.empty()) std::filesystem::remove(in_path);
     return r;
   }
 };
@@ -69,6 +70,7 @@ inline Child spawn(const std::string& exe, const std::vector<std::string>& args,
   std::string in_path = "/dev/null";
   if (!input.empty()) {
     in_path = base + ".in";
+    c.in_path = in_path;
     std::ofstream(in_path) << input;
   }
   std::vector<std::string> argv_s = {exe};
