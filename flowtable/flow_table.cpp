@@ -563,40 +563,43 @@ void FlowTable::prefetch(uint64_t hash) const noexcept {
 void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens,
                          const TimeNs* times, uint32_t n, uint32_t* slots_out) noexcept {
   Impl& m = *impl_;
-  constexpr uint32_t kGroup = 32;
-  uint32_t cand[kGroup];
-  for (uint32_t base = 0; base < n; base += kGroup) {
-    const uint32_t g = std::min(kGroup, n - base);
-    // Stage 1: index buckets.
-    for (uint32_t i = 0; i < g; ++i)
-      __builtin_prefetch(&m.index[static_cast<uint32_t>(hashes[base + i]) & m.index_mask]);
-    // Stage 2: first slot whose tag matches (no key compare yet: that would wait on the slot).
-    for (uint32_t i = 0; i < g; ++i) {
-      const uint32_t tag = static_cast<uint32_t>(hashes[base + i]);
+  // Software pipeline: packet i's index bucket is prefetched, kDist packets later its slot,
+  // kDist later its record line, and kDist later it is processed. Every access before the
+  // last stage is only a hint, so the result equals on_packet in order.
+  constexpr uint32_t kDist = 8;
+  constexpr uint32_t kRing = 32;  // > 2 * kDist
+  uint32_t cand[kRing];
+  for (uint32_t i = 0; i < n + 3 * kDist; ++i) {
+    if (i < n) __builtin_prefetch(&m.index[static_cast<uint32_t>(hashes[i]) & m.index_mask]);
+    if (i >= kDist && i - kDist < n) {
+      const uint32_t j = i - kDist;
+      const uint32_t tag = static_cast<uint32_t>(hashes[j]);
       uint32_t pos = tag & m.index_mask;
-      cand[i] = kNone;
-      for (;;) {
+      uint32_t c = kNone;
+      for (;;) {  // first slot whose tag matches (no key compare: that would wait on the slot)
         const IndexEntry e = m.index[pos];
         if (e.slot == kNone) break;
-        if (e.tag == tag) { cand[i] = e.slot; break; }
+        if (e.tag == tag) { c = e.slot; break; }
         pos = (pos + 1) & m.index_mask;
       }
-      if (cand[i] != kNone) {
-        const char* p = reinterpret_cast<const char*>(&m.slots[cand[i]]);
+      cand[j % kRing] = c;
+      if (c != kNone) {
+        const char* p = reinterpret_cast<const char*>(&m.slots[c]);
         __builtin_prefetch(p);
         __builtin_prefetch(p + 64, 1);
       }
     }
-    // Stage 3: where the packet's record will go.
-    for (uint32_t i = 0; i < g; ++i) {
-      if (cand[i] == kNone) continue;
-      const Slot& f = m.slots[cand[i]];
-      if (f.tail != kNone) __builtin_prefetch(m.chunk(f.tail) + f.n_records % kChunkRecords, 1);
+    if (i >= 2 * kDist && i - 2 * kDist < n) {
+      const uint32_t c = cand[(i - 2 * kDist) % kRing];
+      if (c != kNone) {
+        const Slot& f = m.slots[c];
+        if (f.tail != kNone) __builtin_prefetch(m.chunk(f.tail) + f.n_records % kChunkRecords, 1);
+      }
     }
-    // Stage 4: the real work, in order; every access above was only a hint.
-    for (uint32_t i = 0; i < g; ++i) {
-      const uint32_t s = m.on_packet(keys[base + i], hashes[base + i], ip_lens[base + i], times[base + i]);
-      if (slots_out) slots_out[base + i] = s;
+    if (i >= 3 * kDist) {
+      const uint32_t j = i - 3 * kDist;
+      const uint32_t s = m.on_packet(keys[j], hashes[j], ip_lens[j], times[j]);
+      if (slots_out) slots_out[j] = s;
     }
   }
 }
