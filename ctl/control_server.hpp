@@ -66,7 +66,7 @@ class ControlServer {
   // "result". Throwing CommandError/std::exception yields {"ok":false,...}.
   void handle(const std::string& name, Handler h, const std::string& help = "");
 
-  // Creates the socket (mode 0600; missing parent directories are created 0755), removes a
+  // Creates the socket (mode 0600; missing parent directories are created, 0777 & ~umask), removes a
   // stale socket file nothing listens on, and starts the thread. Throws std::runtime_error
   // with a one-line reason: another instance listens there, path is not a socket, too long,
   // permission denied, ...

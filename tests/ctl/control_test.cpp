@@ -253,7 +253,8 @@ TEST_F(ControlTest, StatsWatchComputesRates) {
   for (int i = 1; i < 3; ++i) {
     const json& rates = lines[i]["rates"];
     const double dt = rates["interval_s"];
-    EXPECT_NEAR(dt, 0.3, 0.15);
+    EXPECT_GE(dt, 0.29);  // polls are paced from the start of the previous one
+    EXPECT_LT(dt, 2.0);
     const double expect = (lines[i]["ports"][0]["rx"]["packets"].get<double>() -
                            lines[i - 1]["ports"][0]["rx"]["packets"].get<double>()) / dt;
     EXPECT_GT(expect, 1000);  // the ticker adds ~10k packets/s
