@@ -165,11 +165,19 @@ struct Network::Impl {
     Ref cur_ref = Ref::kInput;
     int cur_index = 0;
     memory::desc cur = memory::desc({b, 1, R, R}, dt::f32, tag::nchw);
+    // The picture is given as nchw (the library's direct jit kernel reads it as is); later
+    // layers take whatever layout oneDNN prefers, with a reorder where two layers disagree.
+    const tag in_tag = tag::nchw, act_tag = tag::any;
     const auto& T = model->tensors();
     int ti = 0;
 
     auto to_layout = [&](const memory::desc& want) {  // reorder current activations if needed
       if (want == cur) return;
+      // One channel: nhwc and nchw are the same bytes, the picture is used where callers wrote it.
+      if (cur_ref == Ref::kInput && want == memory::desc({b, 1, R, R}, dt::f32, tag::nhwc)) {
+        cur = want;
+        return;
+      }
       Step s;
       s.prim = dnnl::reorder(dnnl::reorder::primitive_desc(eng, cur, eng, want));
       int slot = slot_for(next_slot++, want);
@@ -189,10 +197,10 @@ struct Network::Impl {
     };
 
     auto conv = [&](const ConvGeometry& c, int64_t in_ch, int64_t in_hw, int64_t out_hw, bool first) {
-      memory::desc src = first ? cur : memory::desc({b, in_ch, in_hw, in_hw}, dt::f32, tag::any);
+      memory::desc src({b, in_ch, in_hw, in_hw}, dt::f32, first ? in_tag : act_tag);
       memory::desc w({c.channels, in_ch, c.kernel, c.kernel}, dt::f32, tag::any);
       memory::desc bias({c.channels}, dt::f32, tag::x);
-      memory::desc dst({b, c.channels, out_hw, out_hw}, dt::f32, tag::any);
+      memory::desc dst({b, c.channels, out_hw, out_hw}, dt::f32, act_tag);
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         src, w, bias, dst, conv_strides(c), conv_pad_l(c), conv_pad_r(c));
       dnnl::convolution_forward::primitive_desc pd(d, relu_attr(true, true), eng);
@@ -351,9 +359,9 @@ void Network::forward(int n, float* probs) noexcept {
 }
 
 void Network::classify(const float* pictures, int n, float* probs) noexcept {
-  n = std::min(n, impl_->max_batch);
   if (n <= 0) return;
-  std::memcpy(impl_->input.p, pictures, static_cast<size_t>(n) * impl_->R * impl_->R * sizeof(float));
+  const int fit = std::min(n, impl_->max_batch);  // forward() counts the excess as an error
+  std::memcpy(impl_->input.p, pictures, static_cast<size_t>(fit) * impl_->R * impl_->R * sizeof(float));
   forward(n, probs);
 }
 

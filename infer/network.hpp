@@ -23,6 +23,9 @@ class Network {
   // Where to write up to max_batch pictures (R*R floats each, FlowPic layout) before forward().
   float* input() noexcept;
   // Runs the first n pictures of input(); writes n * classes probabilities (softmax).
+  // n > max_batch is a caller error: only max_batch pictures are run and errors() counts it.
+  // Allocates nothing on our side (prebuilt C argument arrays, user scratchpad); sets this
+  // thread's OpenMP team size to `threads` on every call.
   void forward(int n, float* probs) noexcept;
   // Convenience: copies n pictures into input() and runs.
   void classify(const float* pictures, int n, float* probs) noexcept;
