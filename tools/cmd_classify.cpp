@@ -23,8 +23,8 @@ void add_classify(CLI::App& app, Action* action) {
   auto* s = app.add_subcommand("classify",
                                "classify a capture as the appliance does: one JSON line per classified window on stdout, "
                                "counters on stderr");
-  s->add_option("pcap", a->pcap, "capture file (pcap, pcapng)")->required()->check(CLI::ExistingFile);
-  s->add_option("-m,--model", a->model, "model file")->required()->check(CLI::ExistingFile);
+  s->add_option("pcap", a->pcap, "capture file (pcap, pcapng)")->required();
+  s->add_option("-m,--model", a->model, "model file")->required();
   s->add_option("--threshold", a->threshold, "confidence below this gives class \"unknown\"")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

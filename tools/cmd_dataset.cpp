@@ -16,7 +16,7 @@ namespace flowpic::cli {
 namespace {
 
 // Windows, flows and captures per class, to stdout.
-void print_summary(const Dataset& ds) {
+void print_summary(const WindowDataset& ds) {
   std::vector<uint64_t> windows(ds.classes.size(), 0), packets(ds.classes.size(), 0);
   std::vector<std::set<std::pair<uint32_t, std::string>>> flows(ds.classes.size());
   std::vector<std::set<uint32_t>> sources(ds.classes.size());
@@ -52,12 +52,12 @@ void add_dataset(CLI::App& app, Action* action) {
   auto* o = ds->add_subcommand("ode-flow", "ODE-Flow ISCX arrays (20-packet windows, 5 classes) -> dataset");
   o->add_option("--data", ode->dir, "directory with ode_const_20_multiclass_reg_{x,y}_{train,val}.npy")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ;
   o->add_option("--split", ode->split, "which split")->required()->check(CLI::IsMember({"train", "val"}));
   o->add_option("-o,--output", ode->out, "dataset file to write")->required();
   o->callback([action, ode] {
     *action = [ode] {
-      Dataset d = load_odeflow(ode->dir, ode->split);
+      WindowDataset d = load_odeflow(ode->dir, ode->split);
       d.origin["command"] = command_line();
       save_dataset(d, ode->out);
       spdlog::info("wrote {} windows of {} classes to {}", d.windows.size(), d.classes.size(), ode->out);
@@ -75,10 +75,10 @@ void add_dataset(CLI::App& app, Action* action) {
   };
   auto pa = std::make_shared<PcapArgs>();
   auto* p = ds->add_subcommand("pcap", "captures + per-flow labels (nDPI flows_labels.csv) or one label per capture -> dataset");
-  p->add_option("pcaps", pa->pcaps, "capture files (pcap, pcapng)")->check(CLI::ExistingFile);
+  p->add_option("pcaps", pa->pcaps, "capture files (pcap, pcapng)");
   p->add_option("--data-dir", pa->data_dir, "directory holding pcap/ and flows_labels.csv (e.g. ../shared/data/ndpi)")
-      ->check(CLI::ExistingDirectory);
-  p->add_option("--labels", pa->labels, "nDPI flows_labels.csv")->check(CLI::ExistingFile);
+      ;
+  p->add_option("--labels", pa->labels, "nDPI flows_labels.csv");
   p->add_option("--label-column", pa->label_column, "label to use from the CSV")
       ->capture_default_str()
       ->check(CLI::IsMember({"category", "app"}));
@@ -128,7 +128,7 @@ void add_dataset(CLI::App& app, Action* action) {
       opt.progress = progress_enabled();
 
       PcapDatasetReport rep;
-      Dataset d = build_pcap_dataset(pcaps, opt, &rep);
+      WindowDataset d = build_pcap_dataset(pcaps, opt, &rep);
       for (const auto& w : rep.warnings) spdlog::warn("{}", w);
       nlohmann::json parse = nlohmann::json::object();
       for (size_t r = 0; r < kParseResultCount; ++r)

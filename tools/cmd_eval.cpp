@@ -24,8 +24,8 @@ void add_eval(CLI::App& app, Action* action) {
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, confusion matrix and accuracy against coverage");
-  s->add_option("-m,--model", a->model, "model file")->required()->check(CLI::ExistingFile);
-  s->add_option("-d,--dataset", a->dataset, "dataset file")->required()->check(CLI::ExistingFile);
+  s->add_option("-m,--model", a->model, "model file")->required();
+  s->add_option("-d,--dataset", a->dataset, "dataset file")->required();
   s->add_option("--csv", a->csv, "write the confusion matrix and per-class scores as CSV");
   s->add_option("--png", a->png, "draw the confusion matrix as a PNG");
   s->add_option("--thresholds", a->thresholds, "confidence thresholds for accuracy against coverage")
@@ -53,13 +53,13 @@ void add_eval(CLI::App& app, Action* action) {
         }
       }
       const auto model = Model::load(a->model);
-      const Dataset ds = load_dataset(a->dataset);
+      const WindowDataset ds = load_dataset(a->dataset);
       const auto& mclasses = model->info().classes;
       for (const auto& [from, to] : mapping)
         if (ds.class_index(from) < 0 || std::find(mclasses.begin(), mclasses.end(), to) == mclasses.end())
           throw UsageError("--map-classes: '" + from + "=" + to + "': no dataset class '" + from +
                            "' or no model class '" + to + "'");
-      // Dataset class -> model class index (-1: not evaluated).
+      // WindowDataset class -> model class index (-1: not evaluated).
       std::vector<int> to_model(ds.classes.size(), -1);
       for (size_t c = 0; c < ds.classes.size(); ++c) {
         auto it = mapping.find(ds.classes[c]);
@@ -106,8 +106,7 @@ void add_eval(CLI::App& app, Action* action) {
           for (int p = 0; p < k; ++p) counts[t][p] = cm.at(t, p);
         std::string err;
         char title[256];
-        std::snprintf(title, sizeof title, "%s on %s: accuracy %.2f%%, macro-F1 %.3f", model->id().c_str(),
-                      ds.origin.value("split", std::string("dataset")).c_str(), cm.accuracy() * 100, cm.macro_f1());
+        std::snprintf(title, sizeof title, "accuracy %.2f%%  macro-F1 %.3f", cm.accuracy() * 100, cm.macro_f1());
         if (!write_confusion_png(a->png, counts, mclasses, title, &err)) throw std::runtime_error(a->png + ": " + err);
       }
       if (a->json) {

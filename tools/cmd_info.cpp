@@ -14,14 +14,14 @@ void add_info(CLI::App& app, Action* action) {
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("info", "print a model's metadata or a dataset's summary");
-  s->add_option("file", a->file, "model or dataset file")->required()->check(CLI::ExistingFile);
+  s->add_option("file", a->file, "model or dataset file")->required();
   s->add_flag("--json", a->json, "machine-readable JSON");
   s->callback([action, a] {
     *action = [a] {
       if (looks_like_dataset(a->file)) {
         const auto h = read_dataset_header(a->file);
         // Validate the whole file too: info on a corrupt dataset must say so.
-        const Dataset ds = load_dataset(a->file);
+        const WindowDataset ds = load_dataset(a->file);
         if (a->json) {
           std::printf("%s\n", h.dump(2).c_str());
           return 0;

@@ -32,13 +32,13 @@ void add_render(CLI::App& app, Action* action) {
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("render", "draw FlowPics as PNG: one flow's windows (--pcap) or each class's mean picture (--dataset --class-means)");
-  auto* o_pcap = s->add_option("--pcap", a->pcap, "capture: draw the windows of one flow")->check(CLI::ExistingFile);
+  auto* o_pcap = s->add_option("--pcap", a->pcap, "capture: draw the windows of one flow");
   s->add_option("--flow", a->flow, "the flow, as flowpic prints it: \"udp 1.2.3.4:5 -> 6.7.8.9:10\" (default: the flow with most packets)")
       ->needs(o_pcap);
-  auto* o_ds = s->add_option("--dataset", a->dataset, "dataset file")->check(CLI::ExistingFile)->excludes(o_pcap);
+  auto* o_ds = s->add_option("--dataset", a->dataset, "dataset file")->excludes(o_pcap);
   s->add_flag("--class-means", a->class_means, "mean picture of each class of --dataset")->needs(o_ds);
   s->add_option("-m,--model", a->model, "take the picture config (window, resolution, axes) from this model")
-      ->check(CLI::ExistingFile);
+      ;
   s->add_option("--window", a->window, "window policy for --pcap: time:SECONDS or count:PACKETS (default time:15 or the model's)");
   s->add_option("--min-packets", a->min_packets, "windows with fewer packets are not drawn")->capture_default_str();
   s->add_option("--max-windows", a->max_windows, "draw at most this many windows of the flow")->capture_default_str()->check(CLI::Range(1u, 1024u));
@@ -106,7 +106,7 @@ void add_render(CLI::App& app, Action* action) {
         return 0;
       }
 
-      const Dataset ds = load_dataset(a->dataset);
+      const WindowDataset ds = load_dataset(a->dataset);
       PictureConfig pc = model ? model->info().picture : a->pic.make(ds.window);
       pc.window = ds.window;
       const size_t floats = picture_floats(pc);

@@ -56,7 +56,7 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-void Dataset::add(const WindowInfo& info, const PacketRecord* recs, uint32_t n, int32_t label, uint32_t source) {
+void WindowDataset::add(const WindowInfo& info, const PacketRecord* recs, uint32_t n, int32_t label, uint32_t source) {
   DatasetWindow w;
   w.info = info;
   w.info.n_records = n;
@@ -67,14 +67,14 @@ void Dataset::add(const WindowInfo& info, const PacketRecord* recs, uint32_t n, 
   windows.push_back(w);
 }
 
-std::vector<uint64_t> Dataset::class_counts() const {
+std::vector<uint64_t> WindowDataset::class_counts() const {
   std::vector<uint64_t> c(classes.size(), 0);
   for (const auto& w : windows)
     if (w.label >= 0 && static_cast<size_t>(w.label) < c.size()) ++c[w.label];
   return c;
 }
 
-int Dataset::class_index(const std::string& name) const noexcept {
+int WindowDataset::class_index(const std::string& name) const noexcept {
   for (size_t i = 0; i < classes.size(); ++i)
     if (classes[i] == name) return static_cast<int>(i);
   return -1;
@@ -144,10 +144,10 @@ WindowPolicy window_policy_from_json(const nlohmann::json& j) {
   }
 }
 
-std::string dataset_to_bytes(const Dataset& ds) {
+std::string dataset_to_bytes(const WindowDataset& ds) {
   nlohmann::json h;
   h["format"] = "flowpic-dataset";
-  h["version"] = Dataset::kFormatVersion;
+  h["version"] = WindowDataset::kFormatVersion;
   h["classes"] = ds.classes;
   h["sources"] = ds.sources;
   h["window"] = window_policy_json(ds.window);
@@ -161,7 +161,7 @@ std::string dataset_to_bytes(const Dataset& ds) {
   std::string out;
   out.reserve(kPreamble + header.size() + 16 + ds.windows.size() * kWindowBytes + ds.records.size() * kRecordBytes + 4);
   out.append(kMagic, sizeof kMagic);
-  put<uint32_t>(out, Dataset::kFormatVersion);
+  put<uint32_t>(out, WindowDataset::kFormatVersion);
   put<uint32_t>(out, static_cast<uint32_t>(header.size()));
   out += header;
   put<uint64_t>(out, ds.windows.size());
@@ -192,7 +192,7 @@ std::string dataset_to_bytes(const Dataset& ds) {
   return out;
 }
 
-void save_dataset(const Dataset& ds, const std::string& path) {
+void save_dataset(const WindowDataset& ds, const std::string& path) {
   const std::string bytes = dataset_to_bytes(ds);
   const std::string tmp = path + ".tmp";
   {
@@ -222,9 +222,9 @@ nlohmann::json parse_header(const std::string& bytes, const std::string& what, s
     throw fail("not a flowpic dataset (bad magic)");
   if (bytes.size() < kPreamble) throw fail("truncated in the preamble");
   const auto version = get<uint32_t>(bytes.data() + 8);
-  if (version != Dataset::kFormatVersion)
+  if (version != WindowDataset::kFormatVersion)
     throw fail("dataset format version " + std::to_string(version) + " is not supported (this flowpic reads " +
-               std::to_string(Dataset::kFormatVersion) + ")");
+               std::to_string(WindowDataset::kFormatVersion) + ")");
   const auto hlen = get<uint32_t>(bytes.data() + 12);
   if (bytes.size() - kPreamble < hlen) throw fail("truncated in the JSON header");
   nlohmann::json h;
@@ -240,7 +240,7 @@ nlohmann::json parse_header(const std::string& bytes, const std::string& what, s
 
 }  // namespace
 
-Dataset dataset_from_bytes(const std::string& bytes, const std::string& what) {
+WindowDataset dataset_from_bytes(const std::string& bytes, const std::string& what) {
   auto fail = [&](const std::string& why) { return DatasetError(what + ": " + why); };
   size_t pos = 0;
   nlohmann::json h = parse_header(bytes, what, &pos);
@@ -259,7 +259,7 @@ Dataset dataset_from_bytes(const std::string& bytes, const std::string& what) {
   const uint32_t crc = crc32_of(bytes.data(), bytes.size() - 4);
   if (crc != stored_crc) throw fail("checksum mismatch (file is corrupt)");
 
-  Dataset ds;
+  WindowDataset ds;
   uint64_t header_windows = 0, header_records = 0;
   try {
     ds.classes = h.at("classes").get<std::vector<std::string>>();
@@ -315,7 +315,7 @@ Dataset dataset_from_bytes(const std::string& bytes, const std::string& what) {
   return ds;
 }
 
-Dataset load_dataset(const std::string& path) { return dataset_from_bytes(read_file(path), path); }
+WindowDataset load_dataset(const std::string& path) { return dataset_from_bytes(read_file(path), path); }
 
 nlohmann::json read_dataset_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

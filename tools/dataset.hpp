@@ -19,13 +19,13 @@ struct DatasetError : std::runtime_error {
 };
 
 struct DatasetWindow {
-  WindowInfo info;          // info.n_records records start at `first_record` in Dataset::records
+  WindowInfo info;          // info.n_records records start at `first_record` in WindowDataset::records
   uint64_t first_record = 0;
-  int32_t label = 0;        // index into Dataset::classes
-  uint32_t source = 0;      // index into Dataset::sources
+  int32_t label = 0;        // index into WindowDataset::classes
+  uint32_t source = 0;      // index into WindowDataset::sources
 };
 
-struct Dataset {
+struct WindowDataset {
   static constexpr uint32_t kFormatVersion = 1;
 
   std::vector<std::string> classes;
@@ -44,12 +44,12 @@ struct Dataset {
 };
 
 // Atomic write (temp file + rename). Throws DatasetError.
-void save_dataset(const Dataset& ds, const std::string& path);
-std::string dataset_to_bytes(const Dataset& ds);
+void save_dataset(const WindowDataset& ds, const std::string& path);
+std::string dataset_to_bytes(const WindowDataset& ds);
 // Reads and validates (magic, version, CRC32, sizes, every index). Throws DatasetError
 // with "FILE: reason".
-Dataset load_dataset(const std::string& path);
-Dataset dataset_from_bytes(const std::string& bytes, const std::string& what);
+WindowDataset load_dataset(const std::string& path);
+WindowDataset dataset_from_bytes(const std::string& bytes, const std::string& what);
 // Only the JSON header (cheap: `flowpic info`). Validates magic, version and header.
 nlohmann::json read_dataset_header(const std::string& path);
 bool looks_like_dataset(const std::string& path);  // magic check only

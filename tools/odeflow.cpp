@@ -10,13 +10,13 @@ const std::vector<std::string>& odeflow_classes() {
   return kClasses;
 }
 
-Dataset dataset_from_odeflow(const NpyArray& x, const NpyArray& y, const std::string& source) {
+WindowDataset dataset_from_odeflow(const NpyArray& x, const NpyArray& y, const std::string& source) {
   if (x.shape.size() != 3 || x.shape[1] != 2 || x.shape[2] < 1)
     throw DatasetError(source + ": x must have shape (N, 2, packets)");
   if (y.shape.size() != 1 || y.shape[0] != x.shape[0])
     throw DatasetError(source + ": y must have shape (N,) with the same N as x");
   const int64_t n = x.shape[0], p = x.shape[2];
-  Dataset ds;
+  WindowDataset ds;
   ds.classes = odeflow_classes();
   ds.sources = {source};
   ds.window.kind = WindowPolicy::Kind::kCount;
@@ -55,7 +55,7 @@ Dataset dataset_from_odeflow(const NpyArray& x, const NpyArray& y, const std::st
   return ds;
 }
 
-Dataset load_odeflow(const std::string& dir, const std::string& split) {
+WindowDataset load_odeflow(const std::string& dir, const std::string& split) {
   if (split != "train" && split != "val") throw DatasetError("split must be train or val, not '" + split + "'");
   const std::string base = dir + "/ode_const_20_multiclass_reg_";
   const std::string xf = base + "x_" + split + ".npy", yf = base + "y_" + split + ".npy";
@@ -66,7 +66,7 @@ Dataset load_odeflow(const std::string& dir, const std::string& split) {
   } catch (const NpyError& e) {
     throw DatasetError(e.what());
   }
-  Dataset ds = dataset_from_odeflow(x, y, std::filesystem::path(xf).filename().string());
+  WindowDataset ds = dataset_from_odeflow(x, y, std::filesystem::path(xf).filename().string());
   ds.origin = {{"kind", "ode-flow"},
                {"split", split},
                {"x", std::filesystem::path(xf).filename().string()},

@@ -15,9 +15,9 @@ const std::vector<std::string>& odeflow_classes();
 // x: (N, 2, P) float64, [:,0,:] IP sizes in bytes, [:,1,:] seconds since the session start;
 // y: (N,) labels 0..4. Times are shifted so each window starts at its first packet.
 // Throws DatasetError naming the sample on a bad shape, label, size or time.
-Dataset dataset_from_odeflow(const NpyArray& x, const NpyArray& y, const std::string& source);
+WindowDataset dataset_from_odeflow(const NpyArray& x, const NpyArray& y, const std::string& source);
 
 // Reads DIR/ode_const_20_multiclass_reg_{x,y}_{split}.npy (split: train|val).
-Dataset load_odeflow(const std::string& dir, const std::string& split);
+WindowDataset load_odeflow(const std::string& dir, const std::string& split);
 
 }  // namespace flowpic

@@ -23,14 +23,14 @@ std::vector<std::string> list_captures(const std::string& dir) {
   return out;
 }
 
-Dataset build_pcap_dataset(const std::vector<std::string>& pcaps, const PcapDatasetOptions& opt,
+WindowDataset build_pcap_dataset(const std::vector<std::string>& pcaps, const PcapDatasetOptions& opt,
                            PcapDatasetReport* report) {
   PcapDatasetReport local;
   PcapDatasetReport& rep = report ? *report : local;
 
   // Windows are collected with their label text first; class indices are assigned at the end
   // (sorted names) so the dataset does not depend on capture order.
-  Dataset ds;
+  WindowDataset ds;
   ds.window = opt.table.window;
   std::vector<std::string> window_labels;
   std::string pcap_name;

@@ -34,7 +34,7 @@ struct PcapDatasetReport {
 
 // Class names are the labels seen, sorted. Throws std::runtime_error only for a bad table config;
 // captures that cannot be read are reported in report.warnings and skipped.
-Dataset build_pcap_dataset(const std::vector<std::string>& pcaps, const PcapDatasetOptions& opt,
+WindowDataset build_pcap_dataset(const std::vector<std::string>& pcaps, const PcapDatasetOptions& opt,
                            PcapDatasetReport* report);
 
 // Capture files in a directory (*.pcap, *.pcapng, *.cap), sorted by name.

@@ -9,7 +9,7 @@
 
 namespace flowpic {
 
-std::vector<float> predict_windows(const std::shared_ptr<const Model>& model, const Dataset& ds,
+std::vector<float> predict_windows(const std::shared_ptr<const Model>& model, const WindowDataset& ds,
                                    const std::vector<uint32_t>& which, int batch, int threads, bool progress) {
   const int classes = model->num_classes();
   std::vector<float> probs(which.size() * static_cast<size_t>(classes));

@@ -13,7 +13,7 @@ namespace flowpic {
 
 // Returns which.size() * classes probabilities (row i = window which[i]).
 // Throws std::runtime_error if the network reports failed batches.
-std::vector<float> predict_windows(const std::shared_ptr<const Model>& model, const Dataset& ds,
+std::vector<float> predict_windows(const std::shared_ptr<const Model>& model, const WindowDataset& ds,
                                    const std::vector<uint32_t>& which, int batch, int threads, bool progress);
 
 }  // namespace flowpic

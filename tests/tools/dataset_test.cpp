@@ -1,4 +1,4 @@
-// Dataset files: round trip, and refusal of truncated, corrupted and foreign files.
+// WindowDataset files: round trip, and refusal of truncated, corrupted and foreign files.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -12,8 +12,8 @@ using namespace flowpic;
 
 namespace {
 
-Dataset sample() {
-  Dataset ds;
+WindowDataset sample() {
+  WindowDataset ds;
   ds.classes = {"VoIP", "Video", "Chat"};
   ds.sources = {"a.pcap", "b.pcap"};
   ds.window.kind = WindowPolicy::Kind::kTime;
@@ -53,12 +53,12 @@ std::string error_of(const std::string& bytes) {
 
 }  // namespace
 
-TEST(Dataset, RoundTripsEveryField) {
-  const Dataset a = sample();
+TEST(WindowDataset, RoundTripsEveryField) {
+  const WindowDataset a = sample();
   const std::string path = testing::TempDir() + "/rt-" + std::to_string(getpid()) + ".fpds";
   save_dataset(a, path);
   ASSERT_TRUE(looks_like_dataset(path));
-  const Dataset b = load_dataset(path);
+  const WindowDataset b = load_dataset(path);
   EXPECT_EQ(b.classes, a.classes);
   EXPECT_EQ(b.sources, a.sources);
   EXPECT_EQ(b.window.kind, a.window.kind);
@@ -93,13 +93,13 @@ TEST(Dataset, RoundTripsEveryField) {
   std::remove(path.c_str());
 }
 
-TEST(Dataset, RefusesEveryTruncation) {
+TEST(WindowDataset, RefusesEveryTruncation) {
   const std::string bytes = dataset_to_bytes(sample());
   for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(error_of(bytes.substr(0, n)).empty()) << n;
   EXPECT_FALSE(error_of(bytes + "x").empty());
 }
 
-TEST(Dataset, RefusesEverySingleByteCorruption) {
+TEST(WindowDataset, RefusesEverySingleByteCorruption) {
   const std::string bytes = dataset_to_bytes(sample());
   for (size_t i = 0; i < bytes.size(); ++i) {
     std::string b = bytes;
@@ -111,7 +111,7 @@ TEST(Dataset, RefusesEverySingleByteCorruption) {
   EXPECT_NE(error_of(b).find("checksum mismatch"), std::string::npos);
 }
 
-TEST(Dataset, NamesForeignAndNewerFiles) {
+TEST(WindowDataset, NamesForeignAndNewerFiles) {
   EXPECT_NE(error_of("\x93NUMPY\x01\x00").find("not a flowpic dataset"), std::string::npos);
   std::string b = dataset_to_bytes(sample());
   b[8] = 2;
@@ -124,7 +124,7 @@ TEST(Dataset, NamesForeignAndNewerFiles) {
   }
 }
 
-TEST(Dataset, WindowSpecs) {
+TEST(WindowDataset, WindowSpecs) {
   WindowPolicy w;
   std::string err;
   ASSERT_TRUE(parse_window_spec("time:15", w, &err)) << err;
