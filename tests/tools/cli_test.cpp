@@ -1,0 +1,176 @@
+// The built `flowpic` binary (FLOWPIC_BIN): exit codes (0 ok, 1 runtime error, 2 usage error),
+// one-line errors, and a small real run: dataset -> train -> info -> eval -> classify.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "infer/model.hpp"
+#include "tools/dataset.hpp"
+
+using namespace flowpic;
+
+namespace {
+
+struct CmdResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string tmp(const std::string& name) {
+  static const std::string dir = [] {
+    std::string d = testing::TempDir() + "/flowpic-cli-" + std::to_string(getpid());
+    std::filesystem::create_directories(d);
+    return d;
+  }();
+  return dir + "/" + name;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CmdResult run_flowpic(const std::string& args) {
+  const char* bin = std::getenv("FLOWPIC_BIN");
+  EXPECT_NE(bin, nullptr) << "FLOWPIC_BIN not set (meson passes the built binary)";
+  const std::string out = tmp("stdout"), err = tmp("stderr");
+  const std::string cmd = std::string(bin ? bin : "flowpic") + " --no-progress " + args + " >" + out + " 2>" + err;
+  const int st = std::system(cmd.c_str());
+  CmdResult r;
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+std::string data(const std::string& name) {
+  const char* d = std::getenv("FLOWPIC_TEST_DATA");
+  return std::string(d ? d : "tests/data") + "/" + name;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST(Cli, HelpAndUsageErrors) {
+  EXPECT_EQ(run_flowpic("--help").code, 0);
+  for (const char* sub : {"dataset", "dataset ode-flow", "dataset pcap", "train", "eval", "classify", "render", "info"}) {
+    const CmdResult r = run_flowpic(std::string(sub) + " --help");
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
+  }
+  const CmdResult none = run_flowpic("");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_EQ(lines(none.err), 1) << none.err;
+  EXPECT_EQ(run_flowpic("frobnicate").code, 2);
+  EXPECT_EQ(run_flowpic("classify --bogus x.pcap").code, 2);
+  EXPECT_EQ(run_flowpic("classify " + data("zoom2.pcap")).code, 2);  // --model missing
+  const CmdResult bad_window = run_flowpic("dataset pcap --per-pcap-label x --window weeks:2 -o " + tmp("d.fpds") + " " + data("zoom2.pcap"));
+  EXPECT_EQ(bad_window.code, 2);
+  EXPECT_NE(bad_window.err.find("want time:SECONDS or count:PACKETS"), std::string::npos) << bad_window.err;
+  EXPECT_EQ(lines(bad_window.err), 1) << bad_window.err;
+  EXPECT_EQ(run_flowpic("dataset pcap --labels a.csv --per-pcap-label x -o " + tmp("d.fpds") + " " + data("zoom2.pcap")).code, 2);
+  EXPECT_EQ(run_flowpic("dataset pcap -o " + tmp("d.fpds")).code, 2);  // no captures
+  EXPECT_EQ(run_flowpic("dataset ode-flow --data . --split test -o " + tmp("d.fpds")).code, 2);
+  EXPECT_EQ(run_flowpic("eval -m a -d b --thresholds 0.5,2").code, 2);
+}
+
+TEST(Cli, RuntimeErrorsExitOneWithOneLine) {
+  const CmdResult missing = run_flowpic("info /nonexistent/model.bin");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent/model.bin"), std::string::npos) << missing.err;
+  EXPECT_EQ(lines(missing.err), 1) << missing.err;
+
+  ASSERT_EQ(run_flowpic("dataset pcap --per-pcap-label x -o " + tmp("ok.fpds") + " " + data("zoom2.pcap")).code, 0);
+  std::string bytes = slurp(tmp("ok.fpds"));
+  bytes[bytes.size() - 20] ^= 0x55;
+  std::ofstream(tmp("bad.fpds"), std::ios::binary) << bytes;
+  const CmdResult corrupt = run_flowpic("info " + tmp("bad.fpds"));
+  EXPECT_EQ(corrupt.code, 1);
+  EXPECT_NE(corrupt.err.find("checksum mismatch"), std::string::npos) << corrupt.err;
+
+  std::ofstream(tmp("junk.model"), std::ios::binary) << "not a model at all";
+  const CmdResult bad_model = run_flowpic("classify -m " + tmp("junk.model") + " " + data("zoom2.pcap"));
+  EXPECT_EQ(bad_model.code, 1);
+  EXPECT_EQ(lines(bad_model.err), 1) << bad_model.err;
+  EXPECT_EQ(run_flowpic("classify -m " + tmp("junk.model") + " /nonexistent.pcap").code, 1);
+  EXPECT_EQ(run_flowpic("dataset ode-flow --data /nonexistent --split val -o " + tmp("d.fpds")).code, 1);
+}
+
+TEST(Cli, DatasetTrainInfoEvalClassify) {
+  // Two labelled flows of wa_voice.pcap (real nDPI rows) -> a 2-class count-window dataset.
+  std::ofstream(tmp("labels.csv"))
+      << "pcap,flow_idx,l4,src,dir,dst,ndpi_proto_id,ndpi_proto,app,master,category,category_id,confidence,pkts_c2s,"
+         "bytes_c2s,pkts_s2c,bytes_s2c,duration_s,ip_owner\n"
+         "wa_voice.pcap,2,TCP,192.168.2.12:49355,<->,157.240.20.53:5222,142,WhatsApp,WhatsApp,,Chat,1,DPI,132,0,131,0,0,x\n"
+         "wa_voice.pcap,3,UDP,91.252.56.51:32704,<->,192.168.2.12:56328,268,WhatsAppCall,WhatsAppCall,,VoIP,10,DPI,87,0,"
+         "77,0,0,x\n";
+  const CmdResult ds = run_flowpic("dataset pcap --labels " + tmp("labels.csv") + " --min-confidence DPI --window count:10 -o " +
+                         tmp("wa.fpds") + " " + data("wa_voice.pcap"));
+  ASSERT_EQ(ds.code, 0) << ds.err;
+  EXPECT_NE(ds.out.find("VoIP"), std::string::npos);
+  const WindowDataset d = load_dataset(tmp("wa.fpds"));
+  ASSERT_EQ(d.classes, (std::vector<std::string>{"Chat", "VoIP"}));
+
+  const CmdResult tr = run_flowpic("train -d " + tmp("wa.fpds") + " --epochs 2 --holdout 0 --threads 1 --seed 7 -o " + tmp("wa.model"));
+  ASSERT_EQ(tr.code, 0) << tr.err;
+  const CmdResult info = run_flowpic("info --json " + tmp("wa.model"));
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["classes"], nlohmann::json({"Chat", "VoIP"}));
+  EXPECT_EQ(j["picture"]["window"]["kind"], "count");
+  EXPECT_EQ(j["picture"]["time_axis"], "log");  // auto for count windows
+  EXPECT_EQ(j["training"]["epochs_run"], 2);
+  EXPECT_EQ(j["training"]["seed"], 7);
+  EXPECT_NE(j["training"]["command"].get<std::string>().find("--seed 7"), std::string::npos);
+  EXPECT_EQ(j["training"]["dataset"]["windows"], d.windows.size());
+
+  const CmdResult ev = run_flowpic("eval --json -m " + tmp("wa.model") + " -d " + tmp("wa.fpds") + " --csv " + tmp("cm.csv"));
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  const auto e = nlohmann::json::parse(ev.out);
+  EXPECT_EQ(e["windows"], d.windows.size());
+  EXPECT_EQ(e["coverage"][0]["windows"], d.windows.size());  // threshold 0 covers everything
+  EXPECT_EQ(slurp(tmp("cm.csv")).substr(0, 19), "truth,Chat,VoIP,pre");
+
+  // classify: one JSON line per window the model's policy closes (count:10, >= 10 packets),
+  // the same number the dataset command finds with a per-capture label, twice identically.
+  const CmdResult all = run_flowpic("dataset pcap --per-pcap-label x --window count:10 --min-packets 10 -o " + tmp("all.fpds") +
+                          " " + data("wa_voice.pcap"));
+  ASSERT_EQ(all.code, 0) << all.err;
+  const size_t windows = load_dataset(tmp("all.fpds")).windows.size();
+  const CmdResult c1 = run_flowpic("classify -m " + tmp("wa.model") + " " + data("wa_voice.pcap"));
+  const CmdResult c2 = run_flowpic("classify -m " + tmp("wa.model") + " " + data("wa_voice.pcap"));
+  ASSERT_EQ(c1.code, 0) << c1.err;
+  EXPECT_EQ(static_cast<size_t>(lines(c1.out)), windows);
+  EXPECT_EQ(c1.out, c2.out);
+  std::istringstream in(c1.out);
+  std::string line;
+  double last_close = 0;
+  while (std::getline(in, line)) {
+    const auto v = nlohmann::json::parse(line);
+    EXPECT_TRUE(v["class"] == "Chat" || v["class"] == "VoIP");
+    EXPECT_GE(v["packets"].get<int>(), 10);
+    EXPECT_EQ(v["model"], j["id"]);
+    // Count windows close at their last packet (or at the end-of-capture flush).
+    if (v["window"]["reason"] == "count") {
+      EXPECT_GE(v["window"]["last"].get<double>(), last_close);
+      last_close = v["window"]["last"].get<double>();
+    }
+  }
+  EXPECT_NE(c1.err.find("verdicts"), std::string::npos);
+
+  const CmdResult png = run_flowpic("render --pcap " + data("wa_voice.pcap") + " -o " + tmp("flow.png"));
+  EXPECT_EQ(png.code, 0) << png.err;
+  EXPECT_EQ(slurp(tmp("flow.png")).substr(1, 3), "PNG");
+  EXPECT_EQ(run_flowpic("render --dataset " + tmp("wa.fpds") + " --class-means -o " + tmp("means.png")).code, 0);
+}
