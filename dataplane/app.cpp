@@ -1,0 +1,802 @@
+#include "dataplane/app.hpp"
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "dataplane/pipeline.hpp"
+#include "dataplane/placement.hpp"
+#include "dataplane/worker.hpp"
+#include "infer/network.hpp"
+#include "tools/packet_step.hpp"
+
+namespace fs = std::filesystem;
+
+namespace flowpic {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
+
+struct PortRuntime {
+  const PortConfig* cfg = nullptr;
+  uint32_t index = 0;
+  uint16_t id = 0;
+  int socket = 0;
+  std::string driver;
+  uint16_t rx_queues = 0, tx_queues = 0;
+  uint16_t rx_desc = 0, tx_desc = 0;
+  uint16_t next_txq = 0;
+  bool rss = false;
+  bool started = false;
+};
+
+uint64_t wall_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+bool eal_has(const std::vector<std::string>& eal, const std::string& opt) {
+  for (const auto& a : eal)
+    if (a == opt || a.rfind(opt + "=", 0) == 0) return true;
+  return false;
+}
+
+uint64_t free_hugepages() {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator("/sys/kernel/mm/hugepages", ec)) {
+    std::ifstream f(d.path() / "free_hugepages");
+    uint64_t n = 0;
+    if (f >> n) total += n;
+  }
+  return total;
+}
+
+// key=value pairs of a vdev spec ("net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap").
+std::vector<std::pair<std::string, std::string>> vdev_args(const std::string& spec) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::stringstream ss(spec);
+  std::string part;
+  std::getline(ss, part, ',');  // device name
+  while (std::getline(ss, part, ',')) {
+    const auto eq = part.find('=');
+    if (eq != std::string::npos) out.emplace_back(part.substr(0, eq), part.substr(eq + 1));
+  }
+  return out;
+}
+
+bool same_window(const WindowPolicy& a, const WindowPolicy& m, const std::vector<std::string>& keys) {
+  for (const auto& k : keys) {
+    if (k == "kind" && a.kind != m.kind) return false;
+    if (k == "length_s" && a.length_ns != m.length_ns) return false;
+    if (k == "packets" && a.packets != m.packets) return false;
+    if (k == "min_packets" && a.min_packets != m.min_packets) return false;
+    if (k == "max_windows" && a.max_windows != m.max_windows) return false;
+  }
+  return true;
+}
+
+std::string window_text(const WindowPolicy& w) {
+  std::ostringstream o;
+  if (w.kind == WindowPolicy::Kind::kTime)
+    o << "time windows of " << static_cast<double>(w.length_ns) / 1e9 << " s";
+  else
+    o << "count windows of " << w.packets << " packets";
+  o << ", min_packets " << w.min_packets << ", max_windows " << w.max_windows;
+  return o.str();
+}
+
+std::string numa_text(int n) { return n < 0 ? "?" : std::to_string(n); }
+
+}  // namespace
+
+struct App::Impl {
+  Config cfg;
+  AppOptions opt;
+  std::unique_ptr<Topology> topo;
+  std::shared_ptr<const Model> model;
+  std::unique_ptr<VerdictOutput> out;
+  ClassTable classes;
+  std::unique_ptr<Pipeline> pipeline;
+  std::vector<PortRuntime> ports;
+  std::vector<std::unique_ptr<LcoreState>> lcores;
+  std::map<int, rte_mempool*> mbuf_pools;  // by NUMA socket
+  std::atomic<bool> stop{false};
+  bool eal_up = false;
+  bool lcores_running = false;
+  int ts_offset = -1;
+  uint64_t ts_flag = 0;
+  uint64_t start_tsc = 0;
+  std::chrono::steady_clock::time_point started;
+  std::string stop_reason;
+
+  FlowTableConfig table_config() const {
+    FlowTableConfig t;
+    t.capacity = cfg.table_capacity;
+    t.idle_timeout_ns = seconds_to_ns(cfg.idle_timeout_s);
+    t.window = model->info().picture.window;
+    t.max_records = cfg.max_records;
+    return t;
+  }
+  std::vector<unsigned> floating_cpus() const {
+    std::vector<unsigned> out;
+    for (unsigned c : topo->online_cpus())
+      if (std::find(cfg.poll_cores.begin(), cfg.poll_cores.end(), c) == cfg.poll_cores.end()) out.push_back(c);
+    return out.empty() ? topo->online_cpus() : out;
+  }
+  std::vector<unsigned> build_cpus() const { return cfg.build_cores.empty() ? floating_cpus() : cfg.build_cores; }
+  std::vector<std::vector<unsigned>> infer_groups() const {
+    std::vector<std::vector<unsigned>> g;
+    if (cfg.infer_cores.empty()) {
+      g.push_back(floating_cpus());
+      return g;
+    }
+    const std::size_t per = std::max<std::size_t>(1, cfg.infer_threads);
+    const std::size_t workers = std::max<std::size_t>(1, cfg.infer_cores.size() / per);
+    for (std::size_t w = 0; w < workers; ++w) {
+      const std::size_t lo = w * per;
+      const std::size_t hi = w + 1 == workers ? cfg.infer_cores.size() : std::min(lo + per, cfg.infer_cores.size());
+      g.emplace_back(cfg.infer_cores.begin() + static_cast<long>(lo), cfg.infer_cores.begin() + static_cast<long>(hi));
+    }
+    return g;
+  }
+
+  void preflight();
+  void init_eal();
+  void setup_ports();
+  void setup_lcores();
+  void print_placement() const;
+  void stats_line(double dt, std::vector<uint64_t>& prev_rx) const;
+  nlohmann::ordered_json summary() const;
+  void print_summary(const nlohmann::ordered_json& s) const;
+  void shutdown_ports();
+};
+
+App::App(Config cfg, AppOptions opt) : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(cfg);
+  impl_->opt = std::move(opt);
+}
+
+App::~App() {
+  if (impl_->lcores_running) {
+    impl_->stop.store(true);
+    rte_eal_mp_wait_lcore();
+  }
+  impl_->pipeline.reset();
+  impl_->shutdown_ports();
+  if (impl_->eal_up) rte_eal_cleanup();
+}
+
+void App::preflight() { impl_->preflight(); }
+
+void App::Impl::preflight() {
+  // Model first: the window policy, picture config and class names come from it.
+  try {
+    model = Model::load(cfg.model_path);
+  } catch (const std::exception& e) {
+    throw StartError(std::string(e.what()) + " (set model: to a valid model file)");
+  }
+  const auto& info = model->info();
+  if (const std::string why = info.picture.validate(); !why.empty())
+    throw StartError("model " + cfg.model_path + ": picture config unusable: " + why);
+  if (info.classes.empty()) throw StartError("model " + cfg.model_path + ": has no classes");
+  if (cfg.window && !same_window(*cfg.window, info.picture.window, cfg.window_keys))
+    throw StartError("config " + cfg.source + ": window: differs from the model's (" + window_text(info.picture.window) +
+                     "); remove window: or use a model trained with those windows");
+  for (const auto& [cls, action] : cfg.actions) {
+    const bool known = std::find(info.classes.begin(), info.classes.end(), cls) != info.classes.end() ||
+                       (cls == "unknown" && cfg.unknown_below > 0);
+    if (!known) {
+      std::string list;
+      for (const auto& c : info.classes) list += (list.empty() ? "" : ", ") + c;
+      throw StartError("config " + cfg.source + ": actions." + cls + ": model " + model->id() +
+                       " has no class '" + cls + "' (classes: " + list +
+                       (cfg.unknown_below > 0 ? ", unknown" : "") + ")");
+    }
+  }
+  if (const std::string why = table_config().validate(); !why.empty())
+    throw StartError("config " + cfg.source + ": flow_table: " + why);
+  try {  // builds the oneDNN primitives once: an incompatible model fails here, not later
+    Network probe(model, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
+  } catch (const std::exception& e) {
+    throw StartError("model " + cfg.model_path + ": cannot run it: " + e.what());
+  }
+
+  try {
+    topo = std::make_unique<Topology>();
+  } catch (const std::exception& e) {
+    throw StartError(e.what());
+  }
+  auto check_cpus = [&](const std::vector<unsigned>& cpus, const char* role) {
+    for (unsigned c : cpus)
+      if (!topo->has_cpu(c))
+        throw StartError("config " + cfg.source + ": cores." + role + ": CPU " + std::to_string(c) +
+                         " does not exist or is not allowed here (CPUs available: " +
+                         cpu_list_string(topo->online_cpus()) + ")");
+  };
+  check_cpus(cfg.poll_cores, "poll");
+  check_cpus(cfg.build_cores, "build");
+  check_cpus(cfg.infer_cores, "infer");
+
+  if (!eal_has(cfg.eal, "--no-huge") && !eal_has(cfg.eal, "--in-memory") && free_hugepages() == 0)
+    throw StartError("no free hugepages: reserve some (echo 1024 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) "
+                     "or add --no-huge and -m 512 to eal:");
+  if (free_hugepages() == 0 && eal_has(cfg.eal, "--in-memory") && !eal_has(cfg.eal, "--no-huge"))
+    throw StartError("no free hugepages for --in-memory: reserve some, or use --no-huge -m 512 in eal:");
+  const bool no_pci = eal_has(cfg.eal, "--no-pci");
+  for (const auto& p : cfg.ports) {
+    if (p.is_pci() && no_pci)
+      throw StartError("config " + cfg.source + ": port " + p.name + " is a PCI device but eal: has --no-pci; remove it");
+    for (const auto& [k, v] : vdev_args(p.device)) {
+      if (k == "rx_pcap" && !fs::is_regular_file(v))
+        throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap file '" + v + "' not found");
+      if (k == "tx_pcap") {
+        const fs::path parent = fs::absolute(v).parent_path();
+        if (!fs::is_directory(parent))
+          throw StartError("config " + cfg.source + ": port " + p.name + ": tx_pcap directory '" + parent.string() +
+                           "' does not exist");
+      }
+    }
+  }
+  try {
+    out = std::make_unique<VerdictOutput>(cfg.verdicts);
+  } catch (const std::exception& e) {
+    throw StartError(e.what());
+  }
+}
+
+void App::Impl::init_eal() {
+  std::vector<std::string> args{"flowpicd"};
+  for (const auto& a : cfg.eal) args.push_back(a);
+  // Lcore 0 (main: control, stats) floats on the build/infer CPUs; lcore i+1 polls on poll[i].
+  std::vector<unsigned> main_cpus = cfg.build_cores;
+  main_cpus.insert(main_cpus.end(), cfg.infer_cores.begin(), cfg.infer_cores.end());
+  if (main_cpus.empty()) main_cpus = floating_cpus();
+  std::sort(main_cpus.begin(), main_cpus.end());
+  std::string lc = "0@(";
+  for (std::size_t i = 0; i < main_cpus.size(); ++i) lc += (i ? "," : "") + std::to_string(main_cpus[i]);
+  lc += ")";
+  for (std::size_t i = 0; i < cfg.poll_cores.size(); ++i)
+    lc += "," + std::to_string(i + 1) + "@" + std::to_string(cfg.poll_cores[i]);
+  args.push_back("--lcores=" + lc);
+  args.push_back("--main-lcore=0");
+  for (const auto& p : cfg.ports) {
+    if (p.is_pci()) {
+      args.push_back("-a");
+      args.push_back(p.dpdk_name());
+    } else {
+      args.push_back("--vdev=" + p.device);
+    }
+  }
+  std::string line;
+  for (const auto& a : args) line += a + " ";
+  spdlog::info("EAL arguments: {}", line);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  rte_openlog_stream(stderr);  // EAL logs to stdout by default; stdout carries the verdicts
+  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
+    throw StartError(std::string("DPDK EAL init failed: ") + rte_strerror(rte_errno) +
+                     " (see the EAL lines above; check eal: in " + cfg.source + ")");
+  eal_up = true;
+}
+
+void App::Impl::setup_ports() {
+  if (cfg.clock != ClockMode::kTsc) {
+    if (rte_mbuf_dyn_rx_timestamp_register(&ts_offset, &ts_flag) != 0) {
+      if (cfg.clock == ClockMode::kTrace)
+        throw StartError(std::string("clock: trace: cannot register the mbuf timestamp field: ") + rte_strerror(rte_errno));
+      ts_offset = -1;
+    }
+  }
+  ports.resize(cfg.ports.size());
+  for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
+    PortRuntime& pr = ports[i];
+    pr.cfg = &cfg.ports[i];
+    pr.index = static_cast<uint32_t>(i);
+    const std::string name = pr.cfg->dpdk_name();
+    uint16_t id = 0;
+    bool found = rte_eth_dev_get_port_by_name(name.c_str(), &id) == 0;
+    if (!found) {  // PCI devices may register under another name (representors, bifurcated drivers)
+      uint16_t pid;
+      RTE_ETH_FOREACH_DEV(pid) {
+        rte_eth_dev_info di{};
+        if (rte_eth_dev_info_get(pid, &di) == 0 && di.device && name == rte_dev_name(di.device)) {
+          id = pid;
+          found = true;
+          break;
+        }
+      }
+    }
+    if (!found)
+      throw StartError("port " + pr.cfg->name + ": DPDK has no device '" + name + "' (" +
+                       std::to_string(rte_eth_dev_count_avail()) + " port(s) available; " +
+                       (pr.cfg->is_pci() ? "is it bound to vfio-pci? see dpdk-devbind.py --status)"
+                                         : "check the vdev spec in ports[].device)"));
+    pr.id = id;
+    pr.socket = rte_eth_dev_socket_id(id);
+    if (pr.socket < 0) pr.socket = static_cast<int>(rte_socket_id());
+    pr.rx_queues = static_cast<uint16_t>(pr.cfg->rx_queues);
+  }
+  // One tx queue on the peer per polling lcore of this port.
+  for (auto& pr : ports) {
+    for (auto& peer : ports)
+      if (peer.cfg->name == pr.cfg->peer) peer.tx_queues = static_cast<uint16_t>(peer.tx_queues + pr.rx_queues);
+  }
+  // Mbuf pools: per NUMA socket, sized for every descriptor, burst and cache that can hold mbufs.
+  std::map<int, uint64_t> need;
+  const uint64_t per_lcore = 2ull * kBurst + cfg.mempool_cache * 3ull / 2ull;
+  for (auto& pr : ports) {
+    rte_eth_dev_info di{};
+    if (rte_eth_dev_info_get(pr.id, &di) != 0)
+      throw StartError("port " + pr.cfg->name + ": cannot read device info");
+    pr.driver = di.driver_name ? di.driver_name : "?";
+    if (pr.rx_queues > di.max_rx_queues)
+      throw StartError("port " + pr.cfg->name + " (" + pr.driver + "): rx_queues " + std::to_string(pr.rx_queues) +
+                       " but the device supports " + std::to_string(di.max_rx_queues) +
+                       (pr.driver == "net_pcap" ? " (net_pcap: one rx queue per rx_pcap= file)" : "") +
+                       "; lower rx_queues");
+    if (pr.tx_queues > di.max_tx_queues)
+      throw StartError("port " + pr.cfg->name + " (" + pr.driver + "): needs " + std::to_string(pr.tx_queues) +
+                       " tx queues (one per polling lcore that forwards to it) but the device supports " +
+                       std::to_string(di.max_tx_queues) +
+                       (pr.driver == "net_pcap" ? " (net_pcap: one tx queue per tx_pcap=/tx_iface= argument)" : ""));
+    pr.rx_desc = static_cast<uint16_t>(std::min<uint32_t>(pr.cfg->rx_desc, 65535));
+    pr.tx_desc = static_cast<uint16_t>(std::min<uint32_t>(pr.cfg->tx_desc, 65535));
+    if (rte_eth_dev_adjust_nb_rx_tx_desc(pr.id, &pr.rx_desc, &pr.tx_desc) != 0)
+      throw StartError("port " + pr.cfg->name + ": cannot fit rx_desc/tx_desc to the device's limits");
+    need[pr.socket] += static_cast<uint64_t>(pr.rx_queues) * pr.rx_desc + static_cast<uint64_t>(pr.tx_queues) * pr.tx_desc +
+                       pr.rx_queues * per_lcore;
+  }
+  for (auto& [socket, n] : need) {
+    n += cfg.mempool_cache * 3ull / 2ull + 256;  // main lcore cache and slack
+    uint64_t size = n;
+    if (cfg.mempool_size) {
+      if (*cfg.mempool_size < n)
+        throw StartError("mempool.size " + std::to_string(*cfg.mempool_size) + " is too small: the ports need at least " +
+                         std::to_string(n) + " mbufs (descriptors + bursts + caches); set mempool.size: auto or >= " +
+                         std::to_string(n));
+      size = *cfg.mempool_size;
+    } else {
+      uint64_t p2 = 1;
+      while (p2 - 1 < n) p2 <<= 1;
+      size = p2 - 1;  // 2^k - 1 is the optimum for the ring behind the mempool
+    }
+    const std::string pname = "fp_mbuf_s" + std::to_string(socket);
+    rte_mempool* mp = rte_pktmbuf_pool_create(pname.c_str(), static_cast<unsigned>(size), cfg.mempool_cache, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (!mp)
+      throw StartError("cannot create the mbuf pool of " + std::to_string(size) + " mbufs on NUMA socket " +
+                       std::to_string(socket) + ": " + rte_strerror(rte_errno) +
+                       " (give EAL more memory: -m, or reserve more hugepages; or lower rx_desc/tx_desc)");
+    mbuf_pools[socket] = mp;
+    spdlog::info("mbuf pool on socket {}: {} mbufs of {} bytes", socket, size, RTE_MBUF_DEFAULT_BUF_SIZE);
+  }
+  for (auto& pr : ports) {
+    rte_eth_dev_info di{};
+    rte_eth_dev_info_get(pr.id, &di);
+    rte_eth_conf conf{};
+    if (pr.rx_queues > 1 && di.flow_type_rss_offloads != 0) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di.flow_type_rss_offloads;
+      pr.rss = conf.rx_adv_conf.rss_conf.rss_hf != 0;
+    }
+    if (pr.rx_queues > 1 && !pr.rss)
+      spdlog::warn("port {} ({}): no RSS; each rx queue gets what the device puts in it{}", pr.cfg->name, pr.driver,
+                   pr.driver == "net_pcap" ? " (net_pcap: one file per queue)" : "");
+    // All mbufs come from one pool with refcount 1: fast free is safe where advertised.
+    if (di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+    int rc = rte_eth_dev_configure(pr.id, pr.rx_queues, pr.tx_queues, &conf);
+    if (rc != 0)
+      throw StartError("port " + pr.cfg->name + ": configure (" + std::to_string(pr.rx_queues) + " rx, " +
+                       std::to_string(pr.tx_queues) + " tx queues) failed: " + rte_strerror(-rc));
+    rte_mempool* mp = mbuf_pools.at(pr.socket);
+    for (uint16_t q = 0; q < pr.rx_queues; ++q) {
+      rte_eth_rxconf rxc = di.default_rxconf;
+      rxc.offloads = conf.rxmode.offloads;
+      rc = rte_eth_rx_queue_setup(pr.id, q, pr.rx_desc, static_cast<unsigned>(pr.socket), &rxc, mp);
+      if (rc != 0)
+        throw StartError("port " + pr.cfg->name + ": rx queue " + std::to_string(q) + " setup failed: " + rte_strerror(-rc));
+    }
+    for (uint16_t q = 0; q < pr.tx_queues; ++q) {
+      rte_eth_txconf txc = di.default_txconf;
+      txc.offloads = conf.txmode.offloads;
+      rc = rte_eth_tx_queue_setup(pr.id, q, pr.tx_desc, static_cast<unsigned>(pr.socket), &txc);
+      if (rc != 0)
+        throw StartError("port " + pr.cfg->name + ": tx queue " + std::to_string(q) + " setup failed: " + rte_strerror(-rc));
+    }
+  }
+  for (auto& pr : ports) {
+    const int rc = rte_eth_dev_start(pr.id);
+    if (rc != 0) throw StartError("port " + pr.cfg->name + ": start failed: " + rte_strerror(-rc));
+    pr.started = true;
+    rte_eth_promiscuous_enable(pr.id);  // a bump in the wire sees every frame; vdevs may refuse, harmless
+  }
+}
+
+void App::Impl::setup_lcores() {
+  PipelineOptions po;
+  po.lcores = static_cast<uint32_t>(cfg.poll_cores.size());
+  po.ring_size = cfg.window_ring;
+  po.max_records = cfg.max_records;
+  po.batch = cfg.batch;
+  po.max_wait_ms = cfg.max_wait_ms;
+  po.infer_threads = cfg.infer_threads;
+  po.unknown_below = cfg.unknown_below;
+  po.build_cpus = build_cpus();
+  po.infer_cpus = infer_groups();
+  // Lcore -> (port, queue): ports in config order, their queues in order, poll CPUs in order.
+  std::vector<std::pair<uint32_t, uint16_t>> assign;
+  for (auto& pr : ports)
+    for (uint16_t q = 0; q < pr.rx_queues; ++q) assign.emplace_back(pr.index, q);
+  for (auto& a : assign) po.lcore_sockets.push_back(ports[a.first].socket);
+  try {
+    pipeline = std::make_unique<Pipeline>(po, classes, *topo, *out);
+    pipeline->publish_model(model);
+  } catch (const std::exception& e) {
+    throw StartError(e.what());
+  }
+  // Class actions (the model's classes are interned by publish_model).
+  for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
+
+  const uint64_t hz = rte_get_tsc_hz();
+  start_tsc = rte_rdtsc();
+  const uint64_t epoch = wall_ns();
+  for (std::size_t i = 0; i < assign.size(); ++i) {
+    auto lc = std::make_unique<LcoreState>();
+    PortRuntime& rxp = ports[assign[i].first];
+    PortRuntime* txp = nullptr;
+    for (auto& p : ports)
+      if (p.cfg->name == rxp.cfg->peer) txp = &p;
+    lc->index = static_cast<uint32_t>(i);
+    lc->lcore_id = static_cast<unsigned>(i + 1);
+    lc->cpu = cfg.poll_cores[i];
+    lc->rx_port = rxp.id;
+    lc->rx_queue = assign[i].second;
+    lc->port_index = rxp.index;
+    lc->tx_port = txp->id;
+    lc->tx_queue = txp->next_txq++;
+    lc->win_ring = pipeline->window_ring(static_cast<uint32_t>(i));
+    lc->win_pool = pipeline->window_pool(static_cast<uint32_t>(i));
+    lc->verdict_ring = pipeline->verdict_ring(static_cast<uint32_t>(i));
+    lc->classes = &classes;
+    lc->stop = &stop;
+    lc->max_records = cfg.max_records;
+    lc->ring_full = cfg.ring_full;
+    lc->clock_mode = cfg.clock;
+    lc->ts_offset = ts_offset;
+    lc->ts_flag = ts_flag;
+    lc->tsc.init(hz, start_tsc, epoch);
+    lc->expire_budget = kSweepBudget;
+    try {
+      lc->table = std::make_unique<FlowTable>(table_config(), &window_sink, lc.get(), static_cast<uint8_t>(i));
+    } catch (const std::bad_alloc&) {
+      throw StartError("flow_table.capacity " + std::to_string(cfg.table_capacity) +
+                       ": not enough memory for the flow table of polling lcore " + std::to_string(i) + "; lower it");
+    } catch (const std::exception& e) {
+      throw StartError(std::string("flow_table: ") + e.what());
+    }
+    if (rte_lcore_is_enabled(lc->lcore_id) == 0)
+      throw StartError("EAL did not enable lcore " + std::to_string(lc->lcore_id) + " for CPU " + std::to_string(lc->cpu));
+    lcores.push_back(std::move(lc));
+  }
+}
+
+void App::Impl::print_placement() const {
+  spdlog::info("placement (hwloc: {})", topo->describe());
+  for (const auto& pr : ports)
+    spdlog::info("  port {} = DPDK port {} '{}' driver {} NUMA {}: {} rx queue(s) x {} desc, {} tx queue(s) x {} desc, "
+                 "peer {}, RSS {}",
+                 pr.cfg->name, pr.id, pr.cfg->dpdk_name(), pr.driver, numa_text(pr.socket), pr.rx_queues, pr.rx_desc,
+                 pr.tx_queues, pr.tx_desc, pr.cfg->peer, pr.rss ? "on" : "off");
+  for (const auto& lc : lcores) {
+    const PortRuntime& rxp = ports[lc->port_index];
+    const int node = topo->numa_node(lc->cpu);
+    spdlog::info("  poll  CPU {} (NUMA {}) lcore {}: port {} rx queue {} -> port {} tx queue {}", lc->cpu,
+                 numa_text(node), lc->lcore_id, rxp.cfg->name, lc->rx_queue, rxp.cfg->peer, lc->tx_queue);
+    if (node >= 0 && rte_eth_dev_socket_id(rxp.id) >= 0 && node != rte_eth_dev_socket_id(rxp.id))
+      spdlog::warn("  CPU {} is on NUMA node {} but port {} is on node {}: expect lower throughput", lc->cpu, node,
+                   rxp.cfg->name, rte_eth_dev_socket_id(rxp.id));
+  }
+  auto nodes = [&](const std::vector<unsigned>& cpus) {
+    std::set<int> n;
+    for (unsigned c : cpus) n.insert(topo->numa_node(c));
+    std::string s;
+    for (int x : n) s += (s.empty() ? "" : ",") + numa_text(x);
+    return s;
+  };
+  const auto b = build_cpus();
+  spdlog::info("  build CPUs {} (NUMA {}){}: TBB, batches of {}, max wait {} ms", cpu_list_string(b), nodes(b),
+               cfg.build_cores.empty() ? " floating" : "", cfg.batch, cfg.max_wait_ms);
+  const auto g = infer_groups();
+  for (std::size_t w = 0; w < g.size(); ++w)
+    spdlog::info("  infer worker {}: CPUs {} (NUMA {}){}, {} OpenMP thread(s), model {}", w, cpu_list_string(g[w]),
+                 nodes(g[w]), cfg.infer_cores.empty() ? " floating" : "", cfg.infer_threads, model->id());
+  spdlog::info("  clock {}, flow table {} flows per lcore, {}, verdicts to {}", clock_mode_name(cfg.clock),
+               cfg.table_capacity, window_text(model->info().picture.window), cfg.verdicts);
+}
+
+void App::start() {
+  auto& d = *impl_;
+  if (!d.model) d.preflight();
+  d.init_eal();
+  d.setup_ports();
+  d.setup_lcores();
+  d.print_placement();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  d.pipeline->start();
+  for (auto& lc : d.lcores) {
+    const int rc = rte_eal_remote_launch(&lcore_main, lc.get(), lc->lcore_id);
+    if (rc != 0) {
+      d.stop.store(true);
+      throw StartError("cannot launch polling lcore " + std::to_string(lc->lcore_id) + ": " + rte_strerror(-rc));
+    }
+  }
+  d.lcores_running = true;
+  d.started = std::chrono::steady_clock::now();
+}
+
+void App::Impl::stats_line(double dt, std::vector<uint64_t>& prev_rx) const {
+  uint64_t rx = 0, tx = 0, drop = 0, full = 0, flows = 0, closed = 0, sent = 0, wdrop = 0;
+  for (const auto& lc : lcores) {
+    rx += lc->c.rx.get();
+    tx += lc->c.tx.get();
+    drop += lc->c.dropped_action.get();
+    full += lc->c.tx_full.get();
+    wdrop += lc->c.windows_ring_full.get() + lc->c.windows_pool_empty.get();
+    sent += lc->c.windows_sent.get();
+    flows += lc->table->size();
+    closed += lc->table->counters().windows_closed;
+  }
+  const uint64_t prev = prev_rx.empty() ? 0 : prev_rx[0];
+  prev_rx.assign(1, rx);
+  const auto& pc = pipeline->counters();
+  spdlog::info("stats: rx {} ({:.0f} pps) tx {} dropped-action {} tx-full {} | flows {} | windows closed {} sent {} "
+               "dropped {} | verdicts {} batches {}",
+               rx, dt > 0 ? static_cast<double>(rx - prev) / dt : 0.0, tx, drop, full, flows, closed, sent, wdrop,
+               pc.verdicts.get(), pc.batches.get());
+}
+
+int App::run() {
+  auto& d = *impl_;
+  using clock = std::chrono::steady_clock;
+  auto last_stats = clock::now();
+  std::vector<uint64_t> prev_rx;
+  const uint64_t hz = rte_get_tsc_hz();
+  const uint64_t idle_tsc = hz / 1000 * d.cfg.idle_ms;
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (const int sig = g_signal.load()) {
+      d.stop_reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig));
+      break;
+    }
+    if (stop_requested_.load()) {
+      d.stop_reason = "requested";
+      break;
+    }
+    if (d.cfg.exit_at_end) {
+      const uint64_t now = rte_rdtsc();
+      bool all_idle = true;
+      for (const auto& lc : d.lcores) {
+        const uint64_t last = std::max(lc->c.last_rx_tsc.load(std::memory_order_relaxed), d.start_tsc);
+        if (now - last < idle_tsc) all_idle = false;
+      }
+      if (all_idle) {
+        d.stop_reason = "end of replay (every port idle for " + std::to_string(d.cfg.idle_ms) + " ms)";
+        break;
+      }
+    }
+    if (d.cfg.stats_interval_s > 0) {
+      const double dt = std::chrono::duration<double>(clock::now() - last_stats).count();
+      if (dt >= d.cfg.stats_interval_s) {
+        d.stats_line(dt, prev_rx);
+        last_stats = clock::now();
+      }
+    }
+  }
+  spdlog::info("stopping: {}", d.stop_reason);
+  // Lcores flush their tables (waiting on the builders if needed), then the pipeline drains.
+  d.stop.store(true);
+  rte_eal_mp_wait_lcore();
+  d.lcores_running = false;
+  d.pipeline->finish();
+  d.out->flush();
+  const auto s = d.summary();
+  d.print_summary(s);
+  if (!d.opt.summary_json.empty()) {
+    std::ofstream f(d.opt.summary_json);
+    if (!f) {
+      spdlog::error("cannot write the summary to {}", d.opt.summary_json);
+      return 1;
+    }
+    f << s.dump(2) << "\n";
+  }
+  d.shutdown_ports();
+  return 0;
+}
+
+void App::Impl::shutdown_ports() {
+  for (auto& pr : ports) {
+    if (!pr.started) continue;
+    rte_eth_dev_stop(pr.id);
+    rte_eth_dev_close(pr.id);  // net_pcap flushes and closes its tx_pcap here
+    pr.started = false;
+  }
+}
+
+nlohmann::ordered_json App::summary() const { return impl_->summary(); }
+
+nlohmann::ordered_json App::Impl::summary() const {
+  using J = nlohmann::ordered_json;
+  J s;
+  s["version"] = FLOWPIC_VERSION;
+  s["model"] = model->id();
+  s["clock"] = clock_mode_name(cfg.clock);
+  s["stop_reason"] = stop_reason;
+  s["runtime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // Per port (rx side): what its lcores received and what became of it.
+  J jports = J::array();
+  for (const auto& pr : ports) {
+    uint64_t rx = 0, fwd = 0, act = 0, full = 0;
+    for (const auto& lc : lcores)
+      if (lc->port_index == pr.index) {
+        rx += lc->c.rx.get();
+        fwd += lc->c.tx.get();
+        act += lc->c.dropped_action.get();
+        full += lc->c.tx_full.get();
+      }
+    J p;
+    p["name"] = pr.cfg->name;
+    p["device"] = pr.cfg->dpdk_name();
+    p["driver"] = pr.driver;
+    p["peer"] = pr.cfg->peer;
+    p["rx"] = rx;
+    p["forwarded"] = fwd;
+    p["dropped"] = {{"action", act}, {"tx_full", full}};
+    rte_eth_stats st{};
+    if (pr.started && rte_eth_stats_get(pr.id, &st) == 0)
+      p["device_stats"] = {{"ipackets", st.ipackets}, {"opackets", st.opackets}, {"imissed", st.imissed},
+                           {"ierrors", st.ierrors},   {"oerrors", st.oerrors},   {"rx_nombuf", st.rx_nombuf}};
+    jports.push_back(std::move(p));
+  }
+  s["ports"] = std::move(jports);
+
+  J jl = J::array();
+  FlowTableCounters tot{};
+  uint64_t sent = 0, ring_full = 0, pool_empty = 0, applied = 0, stale = 0;
+  for (const auto& lc : lcores) {
+    const auto& t = lc->table->counters();
+    J l;
+    l["lcore"] = lc->lcore_id;
+    l["cpu"] = lc->cpu;
+    l["port"] = ports[lc->port_index].cfg->name;
+    l["rx_queue"] = lc->rx_queue;
+    l["tx_queue"] = lc->tx_queue;
+    const uint8_t cu = lc->clock_used.load();
+    l["clock"] = cu == 1 ? "trace" : cu == 2 ? "tsc" : "undecided";
+    l["rx"] = lc->c.rx.get();
+    l["tx"] = lc->c.tx.get();
+    l["dropped"] = {{"action", lc->c.dropped_action.get()}, {"tx_full", lc->c.tx_full.get()}};
+    l["dscp_marked"] = lc->c.dscp_marked.get();
+    l["no_timestamp"] = lc->c.no_timestamp.get();
+    J parse = J::object();
+    for (std::size_t r = 0; r < kParseResultCount; ++r)
+      parse[parse_result_name(static_cast<ParseResult>(r))] = lc->c.parse[r].get();
+    l["parse"] = std::move(parse);
+    l["flows"] = {{"created", t.flows_created},        {"expired", t.flows_expired},
+                  {"rejected_full", t.flows_rejected_full}, {"untracked_packets", lc->c.untracked.get()},
+                  {"active_at_stop", lc->table->size()}, {"capacity", lc->table->capacity()},
+                  {"memory_bytes", lc->table->memory_bytes()}};
+    l["windows"] = {{"closed", t.windows_closed},
+                    {"emitted", t.windows_emitted},
+                    {"too_small", t.windows_too_small},
+                    {"over_limit", t.windows_over_limit},
+                    {"decimated", t.windows_decimated},
+                    {"dropped", {{"ring_full", lc->c.windows_ring_full.get()}, {"pool_empty", lc->c.windows_pool_empty.get()}}}};
+    l["verdicts"] = {{"applied", lc->c.verdicts_applied.get()}, {"stale", lc->c.verdicts_stale.get()}};
+    jl.push_back(std::move(l));
+    tot.flows_created += t.flows_created;
+    tot.flows_expired += t.flows_expired;
+    tot.flows_rejected_full += t.flows_rejected_full;
+    tot.windows_closed += t.windows_closed;
+    tot.windows_emitted += t.windows_emitted;
+    tot.windows_too_small += t.windows_too_small;
+    tot.windows_over_limit += t.windows_over_limit;
+    sent += lc->c.windows_sent.get();
+    ring_full += lc->c.windows_ring_full.get();
+    pool_empty += lc->c.windows_pool_empty.get();
+    applied += lc->c.verdicts_applied.get();
+    stale += lc->c.verdicts_stale.get();
+  }
+  s["lcores"] = std::move(jl);
+  s["flows"] = {{"created", tot.flows_created}, {"expired", tot.flows_expired}, {"rejected_full", tot.flows_rejected_full}};
+  const auto& pc = pipeline->counters();
+  s["windows"] = {{"closed", tot.windows_closed},
+                  {"emitted", tot.windows_emitted},
+                  {"too_small", tot.windows_too_small},
+                  {"over_limit", tot.windows_over_limit},
+                  {"dropped", {{"ring_full", ring_full}, {"pool_empty", pool_empty}, {"inference_failed", pc.windows_failed.get()}}},
+                  {"classified", pc.verdicts.get()}};
+  J by_class = J::object();
+  for (int c = 0; c < classes.size(); ++c)
+    by_class[classes.name(static_cast<int16_t>(c))] = pc.by_class[c].get();
+  s["verdicts"] = {{"total", pc.verdicts.get()},
+                   {"by_class", std::move(by_class)},
+                   {"applied", applied},
+                   {"stale", stale},
+                   {"ring_full", pc.verdict_ring_full.get()}};
+  const LatencyHistogram h = pipeline->latency();
+  s["inference"] = {{"workers", pipeline->inference_workers()},
+                    {"batches", pc.batches.get()},
+                    {"pictures", pc.pictures.get()},
+                    {"failed_batches", pc.batch_failed.get()},
+                    {"latency_us", {{"count", h.count()},
+                                    {"p50", static_cast<double>(h.percentile(50)) / 1e3},
+                                    {"p99", static_cast<double>(h.percentile(99)) / 1e3},
+                                    {"max", static_cast<double>(h.max()) / 1e3}}}};
+  return s;
+}
+
+void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
+  auto line = [](const std::string& t) { std::fprintf(stderr, "%s\n", t.c_str()); };
+  line("==== flowpicd summary (" + s["stop_reason"].get<std::string>() + ", model " + s["model"].get<std::string>() + ") ====");
+  for (const auto& p : s["ports"]) {
+    line("port " + p["name"].get<std::string>() + " (" + p["driver"].get<std::string>() + "): rx " +
+         std::to_string(p["rx"].get<uint64_t>()) + "  forwarded to " + p["peer"].get<std::string>() + " " +
+         std::to_string(p["forwarded"].get<uint64_t>()) + "  dropped: action " +
+         std::to_string(p["dropped"]["action"].get<uint64_t>()) + ", tx_full " +
+         std::to_string(p["dropped"]["tx_full"].get<uint64_t>()));
+  }
+  for (const auto& l : s["lcores"]) {
+    std::string parse;
+    for (const auto& [k, v] : l["parse"].items())
+      if (v.get<uint64_t>() > 0) parse += " " + k + "=" + std::to_string(v.get<uint64_t>());
+    line("lcore " + std::to_string(l["lcore"].get<unsigned>()) + " (CPU " + std::to_string(l["cpu"].get<unsigned>()) +
+         ", " + l["port"].get<std::string>() + " q" + std::to_string(l["rx_queue"].get<unsigned>()) + ", clock " +
+         l["clock"].get<std::string>() + "): rx " + std::to_string(l["rx"].get<uint64_t>()) + " tx " +
+         std::to_string(l["tx"].get<uint64_t>()) + " dscp-marked " + std::to_string(l["dscp_marked"].get<uint64_t>()) +
+         " | parse:" + (parse.empty() ? " -" : parse));
+    const auto& f = l["flows"];
+    const auto& w = l["windows"];
+    line("    flows created " + std::to_string(f["created"].get<uint64_t>()) + " expired " +
+         std::to_string(f["expired"].get<uint64_t>()) + " rejected (table full) " +
+         std::to_string(f["rejected_full"].get<uint64_t>()) + " | windows closed " +
+         std::to_string(w["closed"].get<uint64_t>()) + " emitted " + std::to_string(w["emitted"].get<uint64_t>()) +
+         " too-small " + std::to_string(w["too_small"].get<uint64_t>()) + " dropped ring-full " +
+         std::to_string(w["dropped"]["ring_full"].get<uint64_t>()) + " pool-empty " +
+         std::to_string(w["dropped"]["pool_empty"].get<uint64_t>()));
+  }
+  std::string cls;
+  for (const auto& [k, v] : s["verdicts"]["by_class"].items()) cls += " " + k + "=" + std::to_string(v.get<uint64_t>());
+  line("verdicts " + std::to_string(s["verdicts"]["total"].get<uint64_t>()) + ":" + cls);
+  const auto& inf = s["inference"];
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "inference: %llu batches, %llu pictures, window close -> verdict p50 %.1f us, p99 %.1f us",
+                static_cast<unsigned long long>(inf["batches"].get<uint64_t>()),
+                static_cast<unsigned long long>(inf["pictures"].get<uint64_t>()),
+                inf["latency_us"]["p50"].get<double>(), inf["latency_us"]["p99"].get<double>());
+  line(buf);
+}
+
+}  // namespace flowpic

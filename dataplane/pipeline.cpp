@@ -1,0 +1,398 @@
+#include "dataplane/pipeline.hpp"
+
+#include <omp.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+#include <spdlog/spdlog.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_scheduler_observer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "dataplane/placement.hpp"
+#include "infer/network.hpp"
+#include "picbuilder/batch.hpp"
+#include "picbuilder/flowpic.hpp"
+
+namespace flowpic {
+
+// ---------------------------------------------------------------- ClassTable
+
+int16_t ClassTable::intern(const std::string& name) {
+  std::lock_guard lk(mu_);
+  for (std::size_t i = 0; i < names_.size(); ++i)
+    if (names_[i] == name) return static_cast<int16_t>(i);
+  if (names_.size() >= kMaxClasses) return -1;
+  names_.push_back(name);
+  return static_cast<int16_t>(names_.size() - 1);
+}
+
+std::string ClassTable::name(int16_t id) const {
+  std::lock_guard lk(mu_);
+  return id >= 0 && static_cast<std::size_t>(id) < names_.size() ? names_[id] : std::string("?");
+}
+
+int ClassTable::size() const {
+  std::lock_guard lk(mu_);
+  return static_cast<int>(names_.size());
+}
+
+void ClassTable::set_action(int16_t id, const Action& a) {
+  if (id < 0 || id >= kMaxClasses) return;
+  uint16_t code = kForward;
+  if (a.kind == Action::Kind::kDrop) code = kDrop;
+  if (a.kind == Action::Kind::kDscp) code = static_cast<uint16_t>(kDscpFlag | a.dscp);
+  actions_[id].store(code, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------- LatencyHistogram
+
+namespace {
+int bucket_of(uint64_t v) noexcept {
+  if (v < 8) return static_cast<int>(v);
+  const int e = 63 - __builtin_clzll(v);  // >= 3
+  return 8 + (e - 3) * 8 + static_cast<int>((v >> (e - 3)) & 7);
+}
+uint64_t bucket_mid(int idx) noexcept {
+  if (idx < 8) return static_cast<uint64_t>(idx);
+  const int e = (idx - 8) / 8 + 3, sub = (idx - 8) % 8;
+  const uint64_t lo = static_cast<uint64_t>(8 + sub) << (e - 3);
+  return lo + ((1ULL << (e - 3)) >> 1);
+}
+}  // namespace
+
+void LatencyHistogram::record(uint64_t ns) noexcept {
+  ++b_[std::min(bucket_of(ns), kBuckets - 1)];
+  ++count_;
+  max_ = std::max(max_, ns);
+}
+
+void LatencyHistogram::merge(const LatencyHistogram& o) noexcept {
+  for (int i = 0; i < kBuckets; ++i) b_[i] += o.b_[i];
+  count_ += o.count_;
+  max_ = std::max(max_, o.max_);
+}
+
+uint64_t LatencyHistogram::percentile(double p) const noexcept {
+  if (count_ == 0) return 0;
+  const uint64_t rank = static_cast<uint64_t>(p / 100.0 * static_cast<double>(count_ - 1)) + 1;
+  uint64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += b_[i];
+    if (seen >= rank) return std::min(bucket_mid(i), max_);
+  }
+  return max_;
+}
+
+// ---------------------------------------------------------------- VerdictOutput
+
+VerdictOutput::VerdictOutput(const std::string& where) : where_(where) {
+  if (where == "none") return;
+  if (where == "stdout") {
+    f_ = stdout;
+    return;
+  }
+  f_ = std::fopen(where.c_str(), "a");
+  if (!f_) throw std::runtime_error("outputs.verdicts: cannot open '" + where + "' for appending: " + std::strerror(errno));
+  owned_ = true;
+}
+
+VerdictOutput::~VerdictOutput() {
+  flush();
+  if (owned_ && f_) std::fclose(f_);
+}
+
+void VerdictOutput::write(const std::string& lines) {
+  if (!f_ || lines.empty()) return;
+  std::lock_guard lk(mu_);
+  std::fwrite(lines.data(), 1, lines.size(), f_);
+  if (!owned_) std::fflush(f_);  // stdout: show verdicts as they come
+}
+
+void VerdictOutput::flush() {
+  std::lock_guard lk(mu_);
+  if (f_) std::fflush(f_);
+}
+
+bool VerdictOutput::reopen(std::string* err) {
+  std::lock_guard lk(mu_);
+  if (!owned_) return true;
+  FILE* nf = std::fopen(where_.c_str(), "a");
+  if (!nf) {
+    if (err) *err = std::string("cannot reopen '") + where_ + "': " + std::strerror(errno);
+    return false;
+  }
+  std::fclose(f_);
+  f_ = nf;
+  return true;
+}
+
+// ---------------------------------------------------------------- Pipeline
+
+struct Pipeline::Batch {
+  std::shared_ptr<const ModelSlot> slot;
+  uint32_t n = 0;
+  std::vector<WindowInfo> infos;
+  std::vector<uint64_t> close_tsc;
+  std::vector<float> pictures;
+  std::vector<float> probs;
+};
+
+// TBB arena for the builders whose worker threads pin themselves to the build CPUs.
+struct Pipeline::Arena : tbb::task_scheduler_observer {
+  Arena(int concurrency, const Topology& topo, std::vector<unsigned> cpus)
+      : tbb::task_scheduler_observer(arena), arena(concurrency), topo(topo), cpus(std::move(cpus)) {
+    observe(true);
+  }
+  ~Arena() override { observe(false); }
+  void on_scheduler_entry(bool) override { topo.bind_this_thread(cpus); }
+  tbb::task_arena arena;
+  const Topology& topo;
+  std::vector<unsigned> cpus;
+};
+
+Pipeline::Pipeline(const PipelineOptions& opt, ClassTable& classes, const Topology& topo, VerdictOutput& out)
+    : opt_(opt), classes_(classes), topo_(topo), out_(out) {
+  tsc_hz_ = std::max<uint64_t>(1, rte_get_tsc_hz());
+  if (opt_.unknown_below > 0) unknown_id_ = classes_.intern("unknown");
+  if (opt_.infer_cpus.empty()) opt_.infer_cpus.emplace_back();
+  lanes_.resize(opt_.lcores);
+  const uint32_t pool_size = opt_.ring_size + opt_.batch + 64;
+  for (uint32_t i = 0; i < opt_.lcores; ++i) {
+    const int socket = i < opt_.lcore_sockets.size() ? opt_.lcore_sockets[i] : SOCKET_ID_ANY;
+    const std::string suffix = std::to_string(i);
+    // Single producer (the lcore) and single consumer (the builder thread).
+    lanes_[i].windows = rte_ring_create(("fp_win" + suffix).c_str(), opt_.ring_size, socket,
+                                        RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+    // Gets on the lcore only, puts from the builder thread only; no per-lcore cache
+    // (the builder is not an EAL thread and every object must stay countable).
+    lanes_[i].pool = rte_mempool_create(("fp_winpool" + suffix).c_str(), pool_size,
+                                        static_cast<unsigned>(WindowMsg::bytes_for(opt_.max_records)), 0, 0,
+                                        nullptr, nullptr, nullptr, nullptr, socket,
+                                        RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+    // Many inference workers enqueue, the lcore alone dequeues.
+    lanes_[i].verdicts = rte_ring_create_elem(("fp_verd" + suffix).c_str(), sizeof(VerdictMsg), 4096, socket,
+                                              RING_F_SC_DEQ);
+    if (!lanes_[i].windows || !lanes_[i].pool || !lanes_[i].verdicts)
+      throw std::runtime_error("cannot allocate the window ring/pool of polling lcore " + suffix + " (" +
+                               std::to_string(pool_size) + " x " +
+                               std::to_string(WindowMsg::bytes_for(opt_.max_records)) +
+                               " bytes): " + rte_strerror(rte_errno) +
+                               "; lower window_ring.size or flow_table.max_records, or give EAL more memory (-m)");
+  }
+  const uint32_t n_batches = 2 * static_cast<uint32_t>(opt_.infer_cpus.size()) + 2;
+  for (uint32_t i = 0; i < n_batches; ++i) {
+    auto b = std::make_unique<Batch>();
+    b->infos.resize(opt_.batch);
+    b->close_tsc.resize(opt_.batch);
+    free_.push_back(b.get());
+    batches_.push_back(std::move(b));
+  }
+  worker_latency_.resize(opt_.infer_cpus.size());
+  refs_.resize(opt_.batch);
+  arena_ = std::make_unique<Arena>(std::max<int>(1, static_cast<int>(opt_.build_cpus.size())), topo_, opt_.build_cpus);
+}
+
+Pipeline::~Pipeline() {
+  if (builder_.joinable() || !workers_.empty()) finish();
+  for (auto& l : lanes_) {
+    rte_ring_free(l.windows);
+    rte_mempool_free(l.pool);
+    rte_ring_free(l.verdicts);
+  }
+}
+
+uint32_t Pipeline::publish_model(std::shared_ptr<const Model> model) {
+  auto slot = std::make_shared<ModelSlot>();
+  slot->model = model;
+  for (const auto& c : model->info().classes) {
+    const int16_t id = classes_.intern(c);
+    if (id < 0) throw ModelError("model " + model->id() + ": too many distinct class names across models");
+    slot->class_ids.push_back(id);
+  }
+  slot->format.classes = &model->info().classes;
+  slot->format.model_id = model->id();
+  slot->format.unknown_below = opt_.unknown_below;
+  std::lock_guard lk(model_mu_);
+  slot->tag = next_tag_++;
+  model_ = slot;
+  return slot->tag;
+}
+
+std::shared_ptr<const ModelSlot> Pipeline::current_model() const {
+  std::lock_guard lk(model_mu_);
+  return model_;
+}
+
+void Pipeline::start() {
+  builder_ = std::thread([this] { builder_main(); });
+  for (uint32_t w = 0; w < opt_.infer_cpus.size(); ++w) workers_.emplace_back([this, w] { infer_main(w); });
+}
+
+void Pipeline::finish() {
+  lcores_done_.store(true, std::memory_order_release);
+  if (builder_.joinable()) builder_.join();
+  {
+    std::lock_guard lk(q_mu_);
+    build_done_ = true;
+  }
+  q_cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  out_.flush();
+}
+
+LatencyHistogram Pipeline::latency() const {
+  std::lock_guard lk(lat_mu_);
+  LatencyHistogram h;
+  for (const auto& w : worker_latency_) h.merge(w);
+  return h;
+}
+
+Pipeline::Batch* Pipeline::take_free_batch() {
+  std::unique_lock lk(q_mu_);
+  free_cv_.wait(lk, [&] { return !free_.empty(); });
+  Batch* b = free_.back();
+  free_.pop_back();
+  return b;
+}
+
+void Pipeline::builder_main() {
+  topo_.bind_this_thread(opt_.build_cpus);
+  std::vector<WindowMsg*> pending;
+  pending.reserve(opt_.batch);
+  const uint64_t max_wait_tsc = tsc_hz_ / 1000 * opt_.max_wait_ms;
+  uint32_t rr = 0;
+  for (;;) {
+    // Read the flag before draining: once it is set no lcore enqueues any more, so a
+    // drain that finds every ring empty afterwards has seen everything.
+    const bool done = lcores_done_.load(std::memory_order_acquire);
+    uint32_t got = 0;
+    for (uint32_t k = 0; k < opt_.lcores && pending.size() < opt_.batch; ++k) {
+      const uint32_t i = (rr + k) % opt_.lcores;
+      void* objs[256];
+      const uint32_t room = std::min<uint32_t>(256, opt_.batch - static_cast<uint32_t>(pending.size()));
+      const unsigned n = rte_ring_sc_dequeue_burst(lanes_[i].windows, objs, room, nullptr);
+      for (unsigned j = 0; j < n; ++j) pending.push_back(static_cast<WindowMsg*>(objs[j]));
+      got += n;
+    }
+    rr = (rr + 1) % opt_.lcores;
+    if (pending.size() >= opt_.batch ||
+        (!pending.empty() && rte_rdtsc() - pending.front()->close_tsc >= max_wait_tsc)) {
+      emit(pending);
+      continue;
+    }
+    if (got == 0) {
+      if (done) {
+        if (!pending.empty()) emit(pending);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
+
+void Pipeline::emit(std::vector<WindowMsg*>& pending) {
+  Batch* b = take_free_batch();
+  b->slot = current_model();
+  const Model& model = *b->slot->model;
+  const PictureConfig& pic = model.info().picture;
+  const std::size_t px = static_cast<std::size_t>(model.resolution()) * model.resolution();
+  const uint32_t n = static_cast<uint32_t>(pending.size());
+  if (b->pictures.size() < px * opt_.batch) b->pictures.resize(px * opt_.batch);
+  if (b->probs.size() < static_cast<std::size_t>(model.num_classes()) * opt_.batch)
+    b->probs.resize(static_cast<std::size_t>(model.num_classes()) * opt_.batch);
+  b->n = n;
+  float* pictures = b->pictures.data();
+  for (uint32_t i = 0; i < n; ++i) refs_[i] = WindowRef{&pending[i]->info, pending[i]->recs, pending[i]->n};
+  // build_batch's parallel_for runs in this arena: on the build CPUs, with their concurrency.
+  arena_->arena.execute([&] { build_batch(pic, refs_.data(), n, pictures); });
+  for (uint32_t i = 0; i < n; ++i) {
+    b->infos[i] = pending[i]->info;
+    b->close_tsc[i] = pending[i]->close_tsc;
+    rte_mempool_put(lanes_[pending[i]->info.lcore].pool, pending[i]);
+  }
+  pending.clear();
+  {
+    std::lock_guard lk(q_mu_);
+    ready_.push_back(b);
+  }
+  q_cv_.notify_one();
+}
+
+void Pipeline::infer_main(uint32_t worker) {
+  const auto& cpus = opt_.infer_cpus[worker];
+  if (!topo_.bind_this_thread(cpus))
+    spdlog::warn("inference worker {}: cannot pin to CPUs {}", worker, cpu_list_string(cpus));
+  omp_set_num_threads(static_cast<int>(opt_.infer_threads));
+  std::unique_ptr<Network> net;
+  LatencyHistogram local;
+  std::string lines;
+  for (;;) {
+    Batch* b = nullptr;
+    {
+      std::unique_lock lk(q_mu_);
+      q_cv_.wait(lk, [&] { return !ready_.empty() || build_done_; });
+      if (ready_.empty()) break;
+      b = ready_.front();
+      ready_.pop_front();
+    }
+    const ModelSlot& slot = *b->slot;
+    bool ok = true;
+    if (!net || net->model_ptr() != slot.model) {
+      try {
+        net.reset();
+        net = std::make_unique<Network>(slot.model, static_cast<int>(opt_.batch), static_cast<int>(opt_.infer_threads));
+      } catch (const std::exception& e) {
+        spdlog::error("inference worker {}: cannot build the network of model {}: {}", worker, slot.model->id(), e.what());
+        ok = false;
+      }
+    }
+    if (ok) {
+      const int classes = slot.model->num_classes();
+      net->classify(b->pictures.data(), static_cast<int>(b->n), b->probs.data());
+      lines.clear();
+      const uint64_t now = rte_rdtsc();
+      for (uint32_t i = 0; i < b->n; ++i) {
+        const WindowInfo& info = b->infos[i];
+        const float* probs = b->probs.data() + static_cast<std::size_t>(i) * classes;
+        float conf = 0.f;
+        const int cls = argmax(probs, classes, &conf);
+        const int16_t gid = conf < opt_.unknown_below ? unknown_id_ : slot.class_ids[cls];
+        VerdictMsg v{info.flow_slot, info.flow_gen, gid, 0, conf, slot.tag};
+        if (info.lcore < lanes_.size() && rte_ring_mp_enqueue_elem(lanes_[info.lcore].verdicts, &v, sizeof v) != 0)
+          counters_.verdict_ring_full.add_shared();
+        if (gid >= 0) counters_.by_class[gid].add_shared();
+        lines += verdict_json(info, probs, slot.format);
+        lines += '\n';
+        local.record(static_cast<uint64_t>(static_cast<double>(now - b->close_tsc[i]) * 1e9 / static_cast<double>(tsc_hz_)));
+      }
+      out_.write(lines);
+      counters_.pictures.add_shared(b->n);
+      counters_.verdicts.add_shared(b->n);
+      counters_.batches.add_shared();
+    } else {
+      counters_.batch_failed.add_shared();
+      counters_.windows_failed.add_shared(b->n);
+    }
+    b->slot.reset();  // the model is retired once no batch or network holds it
+    {
+      std::lock_guard lk(lat_mu_);
+      worker_latency_[worker] = local;
+    }
+    {
+      std::lock_guard lk(q_mu_);
+      free_.push_back(b);
+    }
+    free_cv_.notify_one();
+  }
+}
+
+}  // namespace flowpic

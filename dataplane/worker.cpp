@@ -1,0 +1,244 @@
+#include "dataplane/worker.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/pipeline.hpp"
+#include "packet/parse.hpp"
+#include "tools/packet_step.hpp"  // sweep cadence shared with the offline tools
+
+namespace flowpic {
+
+void TscClock::init(uint64_t hz, uint64_t tsc_now, uint64_t epoch_now_ns) noexcept {
+  tsc0 = tsc_now;
+  epoch0_ns = epoch_now_ns;
+  mult = static_cast<uint64_t>((static_cast<unsigned __int128>(kNsPerSec) << 32) / (hz ? hz : 1));
+}
+
+bool rewrite_dscp(uint8_t* ip, uint32_t avail, uint8_t dscp) noexcept {
+  if (avail < 2) return false;
+  const uint8_t version = ip[0] >> 4;
+  if (version == 4) {
+    if (avail < 20) return false;
+    const uint8_t old_tos = ip[1];
+    const uint8_t new_tos = static_cast<uint8_t>((dscp << 2) | (old_tos & 0x03));  // keep ECN
+    if (old_tos == new_tos) return true;
+    // RFC 1624 incremental update of the word holding version/IHL and TOS: HC' = ~(~HC + ~m + m').
+    const uint16_t old_word = static_cast<uint16_t>((ip[0] << 8) | old_tos);
+    const uint16_t new_word = static_cast<uint16_t>((ip[0] << 8) | new_tos);
+    const uint16_t hc = static_cast<uint16_t>((ip[10] << 8) | ip[11]);
+    uint32_t sum = static_cast<uint16_t>(~hc) + static_cast<uint16_t>(~old_word) + new_word;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    const uint16_t nc = static_cast<uint16_t>(~sum);
+    ip[1] = new_tos;
+    ip[10] = static_cast<uint8_t>(nc >> 8);
+    ip[11] = static_cast<uint8_t>(nc & 0xff);
+    return true;
+  }
+  if (version == 6) {
+    // Traffic class straddles bytes 0 and 1: vvvvTTTT TTTTffff; DSCP = its upper 6 bits.
+    const uint8_t tc = static_cast<uint8_t>(((ip[0] & 0x0f) << 4) | (ip[1] >> 4));
+    const uint8_t ntc = static_cast<uint8_t>((dscp << 2) | (tc & 0x03));
+    ip[0] = static_cast<uint8_t>((ip[0] & 0xf0) | (ntc >> 4));
+    ip[1] = static_cast<uint8_t>((ip[1] & 0x0f) | ((ntc & 0x0f) << 4));
+    return true;
+  }
+  return false;
+}
+
+bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n) {
+  auto* lc = static_cast<LcoreState*>(ctx);
+  const bool wait = lc->flushing || lc->ring_full == RingFullPolicy::kWait;
+  void* obj = nullptr;
+  while (rte_mempool_get(lc->win_pool, &obj) != 0) {
+    if (!wait) {
+      lc->c.windows_pool_empty.add();
+      return false;
+    }
+    rte_pause();
+  }
+  auto* msg = static_cast<WindowMsg*>(obj);
+  msg->info = info;
+  msg->info.lcore = static_cast<uint8_t>(lc->index);
+  msg->n = std::min(n, lc->max_records);
+  std::memcpy(msg->recs, recs, sizeof(PacketRecord) * msg->n);
+  msg->close_tsc = rte_rdtsc();
+  while (rte_ring_sp_enqueue(lc->win_ring, msg) != 0) {
+    if (!wait) {
+      rte_mempool_put(lc->win_pool, msg);
+      lc->c.windows_ring_full.add();
+      return false;
+    }
+    rte_pause();
+  }
+  lc->c.windows_sent.add();
+  return true;
+}
+
+namespace {
+
+inline void drain_verdicts(LcoreState& lc) {
+  VerdictMsg v[64];
+  const unsigned n = rte_ring_sc_dequeue_burst_elem(lc.verdict_ring, v, sizeof(VerdictMsg), 64, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    if (lc.table->apply_verdict(v[i].slot, v[i].gen, v[i].cls, v[i].confidence, v[i].model_tag))
+      lc.c.verdicts_applied.add();
+    else
+      lc.c.verdicts_stale.add();
+  }
+}
+
+// Time of one packet. Trace: the port's rx timestamp (net_pcap: microseconds since the epoch).
+inline TimeNs packet_time(LcoreState& lc, const rte_mbuf* m, TimeNs burst_tsc_ns) {
+  uint8_t used = lc.clock_used.load(std::memory_order_relaxed);
+  const bool has_ts = lc.ts_offset >= 0 && (m->ol_flags & lc.ts_flag);
+  if (used == static_cast<uint8_t>(LcoreClock::kUndecided)) {
+    used = static_cast<uint8_t>(lc.clock_mode == ClockMode::kTsc ? LcoreClock::kTsc
+                                : lc.clock_mode == ClockMode::kTrace || has_ts ? LcoreClock::kTrace
+                                                                              : LcoreClock::kTsc);
+    lc.clock_used.store(used, std::memory_order_relaxed);
+  }
+  if (used == static_cast<uint8_t>(LcoreClock::kTrace)) {
+    if (has_ts) return *RTE_MBUF_DYNFIELD(m, lc.ts_offset, const rte_mbuf_timestamp_t*) * kNsPerUs;
+    lc.c.no_timestamp.add();
+  }
+  return burst_tsc_ns;
+}
+
+// Per-burst arrays for FlowTable::on_burst (on the lcore's stack: no allocation).
+struct BurstScratch {
+  FlowKey keys[kBurst];
+  uint64_t hashes[kBurst];
+  uint32_t ip_lens[kBurst];
+  TimeNs times[kBurst];
+  uint32_t slots[kBurst];
+  uint16_t pkt[kBurst];  // index in the rx burst
+  TimeNs now_after[kBurst];  // lcore time after each packet (trace sweeps)
+  ParsedPacket parsed[kBurst];
+};
+
+}  // namespace
+
+int lcore_main(void* arg) {
+  LcoreState& lc = *static_cast<LcoreState*>(arg);
+  rte_mbuf* rx[kBurst];
+  rte_mbuf* tx[kBurst];
+  BurstScratch b;
+  const bool trace_possible = lc.clock_mode != ClockMode::kTsc;
+
+  while (!lc.stop->load(std::memory_order_relaxed)) {
+    const uint16_t n = rte_eth_rx_burst(lc.rx_port, lc.rx_queue, rx, kBurst);
+    const uint64_t tsc = rte_rdtsc();
+    const TimeNs tsc_ns = lc.tsc.to_ns(tsc);
+    if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc) || !trace_possible)
+      lc.now = tsc_ns;  // trace time only advances with packets
+    if (n > 0) {
+      lc.c.rx.add(n);
+      lc.c.last_rx_tsc.store(tsc, std::memory_order_relaxed);
+      // Pass 1: time and parse every packet; gather the IP ones for the table.
+      uint16_t nip = 0;
+      for (uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
+        rte_mbuf* m = rx[i];
+        const TimeNs t = packet_time(lc, m, tsc_ns);
+        if (t > lc.now) lc.now = t;
+        b.now_after[i] = lc.now;
+        ParsedPacket& pp = b.parsed[nip];
+        const ParseResult pr = parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, LinkType::kEthernet, pp);
+        lc.c.parse[static_cast<std::size_t>(pr)].add();
+        if (pr == ParseResult::kOk || pr == ParseResult::kOkFragment) {
+          b.keys[nip] = pp.key;
+          b.hashes[nip] = flow_hash(pp.key);
+          b.ip_lens[nip] = pp.ip_len;
+          b.times[nip] = t;
+          b.pkt[nip] = i;
+          ++nip;
+        }
+      }
+      // Pass 2: the burst through the flow table (prefetch-pipelined), in packet order. On
+      // trace time the sweep runs after every kSweepEveryPackets-th packet, exactly where
+      // `flowpic classify` runs it, so replays give the same windows as the offline tool.
+      const bool trace = lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTrace);
+      uint16_t done = 0, ip_done = 0;
+      while (done < n) {
+        const uint16_t end =
+            trace ? static_cast<uint16_t>(std::min<uint32_t>(n, done + (kSweepEveryPackets - lc.since_sweep))) : n;
+        uint16_t ip_end = ip_done;
+        while (ip_end < nip && b.pkt[ip_end] < end) ++ip_end;
+        if (ip_end > ip_done)
+          lc.table->on_burst(b.keys + ip_done, b.hashes + ip_done, b.ip_lens + ip_done, b.times + ip_done,
+                             ip_end - ip_done, b.slots + ip_done);
+        if (trace) {
+          lc.since_sweep += end - done;
+          if (lc.since_sweep == kSweepEveryPackets) {
+            lc.table->expire(b.now_after[end - 1], lc.expire_budget);
+            lc.since_sweep = 0;
+          }
+        }
+        done = end;
+        ip_done = ip_end;
+      }
+      // Pass 3: act on each flow's class and collect what goes out.
+      uint16_t ntx = 0, next_ip = 0;
+      uint64_t dropped = 0, marked = 0, untracked = 0;
+      for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = rx[i];
+        if (next_ip < nip && b.pkt[next_ip] == i) {
+          const uint16_t k = next_ip++;
+          const uint32_t slot = b.slots[k];
+          const int16_t cls = slot == FlowTable::kNoSlot ? -1 : lc.table->verdict(slot);
+          untracked += slot == FlowTable::kNoSlot;
+          if (cls >= 0) {
+            const uint16_t action = lc.classes->action_code(cls);
+            if (action == ClassTable::kDrop) {
+              rte_pktmbuf_free(m);
+              ++dropped;
+              continue;
+            }
+            if ((action & ClassTable::kDscpFlag) &&
+                rewrite_dscp(rte_pktmbuf_mtod_offset(m, uint8_t*, b.parsed[k].l3_offset),
+                             static_cast<uint32_t>(m->data_len - b.parsed[k].l3_offset), static_cast<uint8_t>(action & 0x3f)))
+              ++marked;
+          }
+        }
+        tx[ntx++] = m;  // forwarded, classified or not
+      }
+      if (dropped) lc.c.dropped_action.add(dropped);
+      if (marked) lc.c.dscp_marked.add(marked);
+      if (untracked) lc.c.untracked.add(untracked);
+      if (ntx > 0) {
+        const uint16_t sent = rte_eth_tx_burst(lc.tx_port, lc.tx_queue, tx, ntx);
+        lc.c.tx.add(sent);
+        if (sent < ntx) {
+          rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
+          lc.c.tx_full.add(ntx - sent);
+        }
+      }
+    }
+    drain_verdicts(lc);
+    // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
+    if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc))
+      lc.table->expire(lc.now, lc.expire_budget);
+  }
+
+  // Stop: close every open window; the sink may wait now, so nothing that qualifies is lost.
+  lc.flushing = true;
+  if (lc.clock_used.load(std::memory_order_relaxed) != static_cast<uint8_t>(LcoreClock::kTrace))
+    lc.now = lc.tsc.to_ns(rte_rdtsc());
+  lc.table->flush(lc.now);
+  drain_verdicts(lc);
+  return 0;
+}
+
+}  // namespace flowpic

@@ -1,0 +1,81 @@
+// The polling lcore: receive bursts, timestamp, parse, account in the lcore's own flow
+// table, act on the flow's class, transmit on the peer port. Closed windows leave through
+// the lcore's ring to the builders; verdicts come back through its verdict ring.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "common/clock.hpp"
+#include "dataplane/config.hpp"
+#include "dataplane/counters.hpp"
+#include "flowtable/flow_table.hpp"
+
+struct rte_ring;
+struct rte_mempool;
+
+namespace flowpic {
+
+class ClassTable;
+
+constexpr uint16_t kBurst = 32;
+
+// TSC -> wall-clock nanoseconds (epoch at start + elapsed ticks), integer math only.
+struct TscClock {
+  uint64_t tsc0 = 0;
+  uint64_t epoch0_ns = 0;
+  uint64_t mult = 0;  // ns per tick << 32
+  void init(uint64_t hz, uint64_t tsc_now, uint64_t epoch_now_ns) noexcept;
+  TimeNs to_ns(uint64_t tsc) const noexcept {
+    return epoch0_ns + static_cast<uint64_t>((static_cast<unsigned __int128>(tsc - tsc0) * mult) >> 32);
+  }
+};
+
+// Where the lcore's time comes from, once decided (auto decides on the first packet).
+enum class LcoreClock : uint8_t { kUndecided = 0, kTrace = 1, kTsc = 2 };
+
+struct LcoreState {
+  // Placement
+  uint32_t index = 0;       // 0..n-1: owner id in windows and verdicts
+  unsigned lcore_id = 0;    // EAL lcore
+  unsigned cpu = 0;
+  uint16_t rx_port = 0, rx_queue = 0;
+  uint16_t tx_port = 0, tx_queue = 0;
+  uint32_t port_index = 0;  // index of the rx port in the config
+  // Wiring
+  std::unique_ptr<FlowTable> table;
+  rte_ring* win_ring = nullptr;
+  rte_mempool* win_pool = nullptr;
+  rte_ring* verdict_ring = nullptr;
+  const ClassTable* classes = nullptr;
+  const std::atomic<bool>* stop = nullptr;
+  uint32_t max_records = 0;
+  RingFullPolicy ring_full = RingFullPolicy::kDrop;
+  // Clock
+  ClockMode clock_mode = ClockMode::kAuto;
+  std::atomic<uint8_t> clock_used{0};  // LcoreClock
+  int ts_offset = -1;                  // mbuf dynamic timestamp field (-1: not registered)
+  uint64_t ts_flag = 0;
+  TscClock tsc;
+  TimeNs now = 0;                      // latest time seen (trace) / read (tsc)
+  // State while stopping: the sink may wait so nothing is lost.
+  bool flushing = false;
+  uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp
+  uint32_t since_sweep = 0;           // trace time: packets since the last sweep
+  LcoreCounters c;
+};
+
+// FlowTable sink: copies the window into a pooled message and enqueues it (never allocates).
+bool window_sink(void* lcore_state, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+
+// rte_eal_remote_launch entry point; arg is a LcoreState*.
+int lcore_main(void* arg);
+
+// Inline actions on a packet's IP header (exposed for tests of the rewrite itself).
+// Rewrites the DSCP bits of IPv4 TOS (fixing the header checksum incrementally) or of the
+// IPv6 traffic class. `ip` points at the IP header, `avail` bytes are readable.
+// Returns false when nothing could be changed (too short, unknown version).
+bool rewrite_dscp(uint8_t* ip, uint32_t avail, uint8_t dscp) noexcept;
+
+}  // namespace flowpic

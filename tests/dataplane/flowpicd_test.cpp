@@ -1,0 +1,410 @@
+// Integration tests: run the built flowpicd on DPDK net_pcap vdevs (--no-huge, unique
+// --file-prefix, CPUs 0-1 only) and check its outputs against known answers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "harness.hpp"
+
+using namespace flowpic;
+using namespace flowpic::test;
+using nlohmann::json;
+
+namespace {
+
+class Flowpicd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (flowpicd_bin().empty()) GTEST_SKIP() << "FLOWPICD not set (run through meson test)";
+    model_ = dir_ / "random.fpm";
+    make_model(model_);
+  }
+  std::string capture(const std::string& name) const { return test_data() + "/" + name; }
+  ConfigSpec replay(const std::string& pcap, const std::string& tx = "") const {
+    ConfigSpec c;
+    c.model = model_;
+    c.ports.push_back({"p0", "net_pcap0,rx_pcap=" + pcap + (tx.empty() ? "" : ",tx_pcap=" + tx), "p0"});
+    return c;
+  }
+  static void expect_clean_run(const RunResult& r) {
+    ASSERT_FALSE(r.timed_out) << r.err;
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(r.summary.is_object()) << "no --summary-json written\n" << r.err;
+  }
+  // received = forwarded + dropped by action + tx_full, per port.
+  static void expect_accounted(const json& summary) {
+    for (const auto& p : summary["ports"]) {
+      const uint64_t rx = p["rx"], fwd = p["forwarded"], act = p["dropped"]["action"], full = p["dropped"]["tx_full"];
+      EXPECT_EQ(rx, fwd + act + full) << p.dump();
+    }
+  }
+  static std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  // Equal sorted sets of lines; on a mismatch shows a few lines from each side only.
+  static void expect_same_lines(const std::vector<std::string>& a, const std::vector<std::string>& b,
+                                const char* an, const char* bn) {
+    const auto x = sorted(a), y = sorted(b);
+    if (x == y) return;
+    std::vector<std::string> only_x, only_y;
+    std::set_difference(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(only_x));
+    std::set_difference(y.begin(), y.end(), x.begin(), x.end(), std::back_inserter(only_y));
+    std::string msg = std::to_string(x.size()) + " lines from " + an + ", " + std::to_string(y.size()) + " from " + bn;
+    for (std::size_t i = 0; i < std::min<std::size_t>(2, only_x.size()); ++i) msg += std::string("\nonly ") + an + ": " + only_x[i];
+    for (std::size_t i = 0; i < std::min<std::size_t>(2, only_y.size()); ++i) msg += std::string("\nonly ") + bn + ": " + only_y[i];
+    ADD_FAILURE() << msg;
+  }
+  TempDir dir_;
+  std::string model_;
+};
+
+// (1) + (2): verdicts equal `flowpic classify` window for window, and every packet is accounted for.
+TEST_F(Flowpicd, VerdictsEqualFlowpicClassifyOnRealCaptures) {
+  if (flowpic_bin().empty() || !std::filesystem::exists(flowpic_bin())) GTEST_SKIP() << "flowpic not built";
+  const std::vector<std::string> captures = {"wa_voice.pcap", "zoom2.pcap", "linecall_falsepositve.pcap",
+                                             "discord_mid_flow.pcap", "dns_fragmented.pcap"};
+  // Not stun_wa_call.pcapng: its timestamps have nanoseconds, which net_pcap truncates to
+  // microseconds (docs/flowpicd.md, "Trace time"); window times then differ by 1 us.
+  std::size_t total = 0;
+  for (const auto& name : captures) {
+    SCOPED_TRACE(name);
+    const std::string pcap = capture(name);
+    const RunResult d = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "d_" + name);
+    expect_clean_run(d);
+    const RunResult c = run_process(flowpic_bin(), {"classify", pcap, "-m", model_}, dir_.path(), 120, "c_" + name);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    const auto mine = d.out_lines();
+    expect_same_lines(mine, c.out_lines(), "flowpicd", "flowpic classify");
+    total += mine.size();
+    // Every packet of the capture was received, and forwarded (no action configured).
+    const auto packets = read_pcap_packets(pcap);
+    const auto& port = d.summary["ports"][0];
+    EXPECT_EQ(port["rx"].get<uint64_t>(), packets.size());
+    EXPECT_EQ(port["forwarded"].get<uint64_t>(), packets.size());
+    expect_accounted(d.summary);
+    EXPECT_EQ(d.summary["verdicts"]["total"].get<uint64_t>(), mine.size());
+    EXPECT_EQ(d.summary["windows"]["dropped"]["ring_full"].get<uint64_t>(), 0u);
+  }
+  EXPECT_GT(total, 50u) << "the captures should give a real number of verdicts";
+}
+
+// (3): action forward writes a tx_pcap whose packets equal the input, in order.
+TEST_F(Flowpicd, ForwardWritesTheInputUnchangedInOrder) {
+  const std::string in = capture("zoom2.pcap"), out = dir_ / "out.pcap";
+  ConfigSpec c = replay(in, out);
+  c.actions = "{VoIP: forward, Video: forward, File_Transfer: forward, Chat: forward, Browsing: forward}";
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c));
+  expect_clean_run(r);
+  EXPECT_FALSE(r.out_lines().empty());
+  int dlt = 0;
+  const auto a = read_pcap_packets(in), b = read_pcap_packets(out, &dlt);
+  EXPECT_EQ(dlt, DLT_EN10MB);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "packet " << i;
+  expect_accounted(r.summary);
+}
+
+// A capture for the action tests: 40 IPv4 UDP flows and 4 IPv6 UDP flows that each open with
+// 20 packets (a full window), then a long round-robin tail over them so packets keep coming
+// after the verdicts are back; plus "shy" flows of 5 packets (never classified) and ARP
+// frames (not IP) spread through the tail.
+struct ActionCapture {
+  std::string path;
+  std::set<std::string> shy_frames;  // bytes of every frame of the never-classified flows
+  std::size_t packets = 0;
+};
+
+ActionCapture make_action_capture(const std::string& path, std::size_t tail) {
+  ActionCapture ac;
+  ac.path = path;
+  PcapWriter w(path);
+  uint64_t t = 1'700'000'000'000'000ULL;
+  auto frame_of = [](std::size_t flow, uint16_t len) {
+    if (flow < 40)
+      return udp4_frame(0x0a000001 + static_cast<uint32_t>(flow), 0x0a100001, static_cast<uint16_t>(10000 + flow),
+                        4000, len, /*tos ECN*/ 0x01);
+    return udp6_frame(static_cast<uint8_t>(flow), 0xfe, static_cast<uint16_t>(10000 + flow), 4000,
+                      static_cast<uint16_t>(len - 40), 0x02);
+  };
+  const std::size_t flows = 44;
+  for (std::size_t f = 0; f < flows; ++f)
+    for (int k = 0; k < 20; ++k, ++ac.packets) w.add(frame_of(f, static_cast<uint16_t>(60 + 37 * k % 900)), t += 100);
+  std::vector<uint8_t> arp(60, 0);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  for (std::size_t i = 0; i < tail; ++i, ++ac.packets) {
+    if (i % 5000 == 4999) {  // a shy flow: 5 packets, never a window
+      for (int k = 0; k < 5; ++k, ++ac.packets) {
+        auto f = udp4_frame(0xc0a80001 + static_cast<uint32_t>(i), 0xc0a80101, 5353, 5353, 80);
+        ac.shy_frames.insert(std::string(f.begin(), f.end()));
+        w.add(f, t += 10);
+      }
+    }
+    if (i % 1000 == 0) {
+      w.add(arp, t += 10);
+      ++ac.packets;
+    }
+    w.add(frame_of(i % flows, static_cast<uint16_t>(60 + 3 * (i % 97))), t += 10);
+  }
+  return ac;
+}
+
+// (4a): dscp rewrites the field (IPv4 TOS keeping ECN, with a valid checksum; IPv6 traffic
+// class) of the classified flows' packets once their verdict is back, and nothing else.
+TEST_F(Flowpicd, DscpRewritesTheFieldWithAValidChecksum) {
+  const std::string winner = dir_ / "voip.fpm";
+  make_model(winner, /*VoIP*/ 0);
+  const ActionCapture ac = make_action_capture(dir_ / "actions.pcap", 200000);
+  const std::string out = dir_ / "dscp_out.pcap";
+  ConfigSpec c = replay(ac.path, out);
+  c.idle_ms = 1500;  // a long capture: never mistake a slow disk read for its end
+  c.model = winner;
+  c.actions = "{VoIP: dscp 46}";
+  c.verdicts = dir_ / "verdicts.jsonl";
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "dscp", {}, 300);
+  expect_clean_run(r);
+  expect_accounted(r.summary);
+  const auto a = read_pcap_packets(ac.path), b = read_pcap_packets(out);
+  ASSERT_EQ(a.size(), b.size()) << "dscp must not drop anything";
+  uint64_t marked4 = 0, marked6 = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == b[i]) continue;
+    ASSERT_EQ(a[i].size(), b[i].size());
+    const auto* x = reinterpret_cast<const uint8_t*>(a[i].data());
+    const auto* y = reinterpret_cast<const uint8_t*>(b[i].data());
+    if (x[12] == 0x08) {  // IPv4: only TOS and checksum differ
+      for (std::size_t k = 0; k < a[i].size(); ++k)
+        if (k != 15 && k != 24 && k != 25) ASSERT_EQ(x[k], y[k]) << "packet " << i << " byte " << k;
+      EXPECT_EQ(y[15] >> 2, 46);
+      EXPECT_EQ(y[15] & 3, 1) << "ECN bits kept";
+      EXPECT_EQ(ip_checksum(y + 14, 20), 0) << "IPv4 header checksum must verify, packet " << i;
+      ++marked4;
+    } else {  // IPv6: only the traffic class bits of bytes 14-15 differ
+      for (std::size_t k = 0; k < a[i].size(); ++k)
+        if (k != 14 && k != 15) ASSERT_EQ(x[k], y[k]) << "packet " << i << " byte " << k;
+      const uint8_t tc = static_cast<uint8_t>(((y[14] & 0x0f) << 4) | (y[15] >> 4));
+      EXPECT_EQ(tc, (46 << 2) | 2);
+      EXPECT_EQ(y[15] & 0x0f, x[15] & 0x0f) << "flow label kept";
+      ++marked6;
+    }
+    EXPECT_EQ(ac.shy_frames.count(a[i]), 0u) << "a flow without a verdict was re-marked";
+  }
+  EXPECT_GT(marked4, 1000u) << "verdicts should come back while the tail is still flowing";
+  EXPECT_GT(marked6, 0u);
+  EXPECT_EQ(r.summary["lcores"][0]["dscp_marked"].get<uint64_t>(), marked4 + marked6);
+}
+
+// (4b) + (2): drop drops only the packets of flows whose class says drop; every packet is
+// accounted for; a class that never wins drops nothing.
+TEST_F(Flowpicd, DropDropsOnlyThatClass) {
+  const std::string winner = dir_ / "voip.fpm";
+  make_model(winner, /*VoIP*/ 0);
+  const ActionCapture ac = make_action_capture(dir_ / "actions.pcap", 200000);
+  const auto in = read_pcap_packets(ac.path);
+  ASSERT_EQ(in.size(), ac.packets);
+  {  // the class that never wins: nothing dropped
+    const std::string out = dir_ / "video_out.pcap";
+    ConfigSpec c = replay(ac.path, out);
+    c.idle_ms = 1500;
+    c.model = winner;
+    c.actions = "{Video: drop, Chat: drop}";
+    c.verdicts = "none";
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "drop_video", {}, 300);
+    expect_clean_run(r);
+    EXPECT_EQ(r.summary["ports"][0]["dropped"]["action"].get<uint64_t>(), 0u);
+    EXPECT_EQ(read_pcap_packets(out).size(), in.size());
+  }
+  const std::string out = dir_ / "voip_out.pcap";
+  ConfigSpec c = replay(ac.path, out);
+  c.idle_ms = 1500;
+  c.model = winner;
+  c.actions = "{VoIP: drop}";
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "drop_voip", {}, 300);
+  expect_clean_run(r);
+  expect_accounted(r.summary);
+  const auto& port = r.summary["ports"][0];
+  const auto outp = read_pcap_packets(out);
+  EXPECT_EQ(port["rx"].get<uint64_t>(), in.size());
+  EXPECT_EQ(port["forwarded"].get<uint64_t>(), outp.size());
+  EXPECT_GT(port["dropped"]["action"].get<uint64_t>(), 1000u);
+  // The output is the input minus dropped packets, in order; the dropped ones all belong to
+  // flows with a VoIP verdict (never the shy flows, never ARP).
+  std::set<std::string> classified;  // "src sport" of flows with a verdict
+  for (const auto& line : r.out_lines()) {
+    const json v = json::parse(line);
+    EXPECT_EQ(v["class"], "VoIP");
+    classified.insert(v["flow"].get<std::string>());
+  }
+  EXPECT_EQ(classified.size(), 44u);
+  std::size_t j = 0, dropped = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (j < outp.size() && outp[j] == in[i]) {
+      ++j;
+      continue;
+    }
+    ++dropped;
+    const auto* x = reinterpret_cast<const uint8_t*>(in[i].data());
+    EXPECT_TRUE(x[12] == 0x08 || x[12] == 0x86) << "a non-IP frame was dropped";
+    EXPECT_EQ(ac.shy_frames.count(in[i]), 0u) << "a flow without a verdict was dropped";
+  }
+  EXPECT_EQ(j, outp.size()) << "output is not an in-order subsequence of the input";
+  EXPECT_EQ(dropped, port["dropped"]["action"].get<uint64_t>());
+}
+
+// (5): two polling lcores (two net_pcap rx queues, one capture each) give the same verdicts
+// as one lcore per capture.
+TEST_F(Flowpicd, TwoPollingLcoresGiveTheSameVerdictsAsOne) {
+  const std::string a = capture("wa_voice.pcap"), b = capture("zoom2.pcap");
+  std::vector<std::string> single;
+  for (const auto& p : {a, b}) {
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(replay(p)), "single_" + std::filesystem::path(p).stem().string());
+    expect_clean_run(r);
+    for (auto& l : r.out_lines()) single.push_back(l);
+  }
+  ConfigSpec c;
+  c.model = model_;
+  c.ports.push_back({"p0", "net_pcap0,rx_pcap=" + a + ",rx_pcap=" + b + ",tx_pcap=" + (dir_ / "t0.pcap") +
+                               ",tx_pcap=" + (dir_ / "t1.pcap"),
+                     "p0", 2});
+  c.poll = "[0, 1]";
+  c.build = "[]";
+  c.infer = "[]";
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "dual");
+  expect_clean_run(r);
+  ASSERT_EQ(r.summary["lcores"].size(), 2u);
+  for (const auto& l : r.summary["lcores"]) EXPECT_GT(l["rx"].get<uint64_t>(), 0u) << "both lcores must poll";
+  expect_same_lines(r.out_lines(), single, "two lcores", "one lcore per capture");
+  EXPECT_GT(single.size(), 30u);
+  expect_accounted(r.summary);
+  EXPECT_EQ(r.summary["ports"][0]["rx"].get<uint64_t>(), read_pcap_packets(a).size() + read_pcap_packets(b).size());
+}
+
+// (6): a flood of new flows past the table size: the table keeps what it has (documented
+// policy: new flows are not tracked when full and no idle flow can be reclaimed), counts the
+// rest, forwards every packet, and the process stays up and exits cleanly.
+TEST_F(Flowpicd, FloodOfNewFlowsPastTheTableSize) {
+  const std::string path = dir_ / "flood.pcap";
+  const uint32_t flows = 20000;
+  {
+    PcapWriter w(path);
+    uint64_t t = 1'700'000'000'000'000ULL;
+    for (uint32_t i = 0; i < flows; ++i)  // 1 ms apart: all within the idle timeout
+      w.add(udp4_frame(0x0b000000 + i, 0x0c000001, static_cast<uint16_t>(1024 + i % 60000), 53, 64), t += 1000);
+  }
+  ConfigSpec c = replay(path, dir_ / "flood_out.pcap");
+  c.capacity = 1024;
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "flood");
+  expect_clean_run(r);
+  expect_accounted(r.summary);
+  const auto& port = r.summary["ports"][0];
+  EXPECT_EQ(port["rx"].get<uint64_t>(), flows);
+  EXPECT_EQ(port["forwarded"].get<uint64_t>(), flows) << "untracked flows are still forwarded";
+  const auto& f = r.summary["lcores"][0]["flows"];
+  EXPECT_EQ(f["created"].get<uint64_t>(), 1024u);
+  EXPECT_EQ(f["rejected_full"].get<uint64_t>(), flows - 1024u);
+  EXPECT_EQ(f["untracked_packets"].get<uint64_t>(), flows - 1024u);
+  EXPECT_EQ(read_pcap_packets(dir_ / "flood_out.pcap").size(), flows);
+}
+
+// Start-up errors: one clear line on stderr, exit code 1.
+TEST_F(Flowpicd, StartupErrorsStopWithOneClearLine) {
+  const std::string pcap = capture("wa_voice.pcap");
+  const std::string bad_model = dir_ / "corrupt.fpm";
+  write_file(bad_model, "FPMODEL\0garbage");
+  struct Case {
+    std::string name;
+    ConfigSpec spec;
+    std::string expect;
+  };
+  std::vector<Case> cases;
+  auto base = [&] { return replay(pcap); };
+  {
+    Case k{"unknown key", base(), "unknown key 'colour'"};
+    k.spec.extra = "colour: blue\n";
+    cases.push_back(k);
+  }
+  {
+    Case k{"missing model", base(), "missing.fpm"};
+    k.spec.model = dir_ / "missing.fpm";
+    cases.push_back(k);
+  }
+  {
+    Case k{"corrupt model", base(), "corrupt.fpm"};
+    k.spec.model = bad_model;
+    cases.push_back(k);
+  }
+  {
+    Case k{"cores overlap", base(), "CPU 1 is in both poll and build"};
+    k.spec.build = "[1]";
+    cases.push_back(k);
+  }
+  {
+    Case k{"cpu missing", base(), "CPU 77 does not exist"};
+    k.spec.infer = "[77]";
+    cases.push_back(k);
+  }
+  {
+    Case k{"missing pcap", replay(dir_ / "nope.pcap"), "rx_pcap file"};
+    cases.push_back(k);
+  }
+  {
+    Case k{"window differs", base(), "window: differs from the model's"};
+    k.spec.extra = "window: {kind: time, length_s: 15}\n";
+    cases.push_back(k);
+  }
+  {
+    Case k{"action for unknown class", base(), "actions.Gaming: model"};
+    k.spec.actions = "{Gaming: drop}";
+    cases.push_back(k);
+  }
+  {
+    Case k{"mempool too small", base(), "mempool.size 100 is too small"};
+    k.spec.mempool = "100";
+    cases.push_back(k);
+  }
+  {
+    Case k{"queues unsupported", base(), "rx_queues 2 but the device supports 1"};
+    k.spec.ports[0].rx_queues = 2;
+    k.spec.poll = "[0, 1]";
+    k.spec.build = "[]";
+    cases.push_back(k);
+  }
+  {
+    Case k{"port missing", base(), "port p1: DPDK has no device '0000:7f:1f.7'"};
+    k.spec.ports.push_back({"p1", "0000:7f:1f.7", "p1", 0});
+    k.spec.extra = "";
+    cases.push_back(k);
+  }
+  for (auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    std::string yaml = yaml_config(k.spec);
+    if (k.name == "port missing") {  // PCI scan must stay on for a PCI port
+      const auto at = yaml.find(", --no-pci");
+      yaml.erase(at, std::string(", --no-pci").size());
+    }
+    const RunResult r = run_flowpicd(dir_.path(), yaml, "err", {}, 60);
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    std::vector<std::string> ours;
+    std::stringstream ss(r.err);
+    for (std::string l; std::getline(ss, l);)
+      if (l.rfind("flowpicd: ", 0) == 0) ours.push_back(l);
+    ASSERT_EQ(ours.size(), 1u) << r.err;
+    EXPECT_NE(ours[0].find(k.expect), std::string::npos) << ours[0];
+    EXPECT_TRUE(r.out.empty()) << "no verdicts on a failed start";
+  }
+  // No hugepages reserved here: a config without --no-huge is refused before EAL starts.
+  if (read_file("/proc/meminfo").find("HugePages_Free:        0") != std::string::npos) {
+    std::string yaml = yaml_config(base());
+    yaml.replace(yaml.find("--no-huge, -m, \"512\", "), std::string("--no-huge, -m, \"512\", ").size(), "");
+    const RunResult r = run_flowpicd(dir_.path(), yaml, "nohuge", {}, 60);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("flowpicd: no free hugepages"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,175 @@
+// Unit tests of flowpicd's pieces that need no DPDK runtime: config validation, the DSCP
+// rewrite, the latency histogram.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "dataplane/config.hpp"
+#include "dataplane/pipeline.hpp"
+#include "dataplane/worker.hpp"
+#include "harness.hpp"
+
+using namespace flowpic;
+using flowpic::test::ip_checksum;
+
+namespace {
+
+const char* kGood = R"(
+eal: [--no-huge, -m, "512"]
+ports:
+  - {name: a, device: "net_pcap0,rx_pcap=x.pcap", peer: b}
+  - {name: b, device: "0000:3b:00.1", rx_queues: 2}
+cores: {poll: [1, 2, 3], build: [0], infer: [4, 5]}
+model: m.fpm
+actions: {VoIP: forward, Video: "dscp 34", Chat: drop, Browsing: {dscp: 10}}
+)";
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "t.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, ParsesAGoodConfig) {
+  const Config c = parse_config(kGood, "t.yaml");
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].peer, "b");
+  EXPECT_EQ(c.ports[1].peer, "b");  // default: itself
+  EXPECT_FALSE(c.ports[0].is_pci());
+  EXPECT_TRUE(c.ports[1].is_pci());
+  EXPECT_EQ(c.ports[0].dpdk_name(), "net_pcap0");
+  EXPECT_EQ(c.ports[1].dpdk_name(), "0000:3b:00.1");
+  EXPECT_EQ(c.poll_cores, (std::vector<unsigned>{1, 2, 3}));
+  EXPECT_FALSE(c.mempool_size.has_value());
+  EXPECT_EQ(c.actions.at("Video").kind, Action::Kind::kDscp);
+  EXPECT_EQ(c.actions.at("Video").dscp, 34);
+  EXPECT_EQ(c.actions.at("Browsing").dscp, 10);
+  EXPECT_EQ(c.actions.at("Chat").kind, Action::Kind::kDrop);
+  EXPECT_EQ(c.clock, ClockMode::kAuto);
+}
+
+TEST(Config, ShortPciAddressGetsTheDomain) {
+  PortConfig p;
+  p.device = "3B:00.0";
+  EXPECT_TRUE(p.is_pci());
+  EXPECT_EQ(p.dpdk_name(), "0000:3b:00.0");
+}
+
+TEST(Config, OverridesApplyBeforeValidation) {
+  const Config c = parse_config(kGood, "t.yaml", {"inference.batch=16", "ports.0.rx_desc=256", "clock=tsc"});
+  EXPECT_EQ(c.batch, 16u);
+  EXPECT_EQ(c.ports[0].rx_desc, 256u);
+  EXPECT_EQ(c.clock, ClockMode::kTsc);
+  EXPECT_NE(error_of(kGood, {"inference.batch"}).find("expected key=value"), std::string::npos);
+  EXPECT_NE(error_of(kGood, {"inference.batchsize=3"}).find("unknown key 'batchsize'"), std::string::npos);
+}
+
+TEST(Config, EveryMistakeIsOneLineSayingWhatToChange) {
+  struct Case {
+    std::string yaml_extra;  // appended or substituted
+    std::string expect;
+  };
+  const std::string base = kGood;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {base + "bogus: 1\n", "unknown key 'bogus'"},
+      {base + "flow_table: {capacity: lots}\n", "flow_table.capacity: expected a whole number, got 'lots'"},
+      {base + "clock: sometimes\n", "clock: expected auto, trace or tsc"},
+      {base + "inference: {batch: 0}\n", "inference.batch: must be between 1 and 4096"},
+      {base + "window_ring: {size: 1000}\n", "window_ring.size: must be a power of two"},
+      {std::string(kGood).replace(std::string(kGood).find("build: [0]"), 10, "build: [1]"),
+       "CPU 1 is in both poll and build"},
+      {std::string(kGood).replace(std::string(kGood).find("infer: [4, 5]"), 13, "infer: [0]"),
+       "CPU 0 is in both build and infer"},
+      {std::string(kGood).replace(std::string(kGood).find("poll: [1, 2, 3]"), 15, "poll: [1, 2]"),
+       "lists 2 CPUs but the ports have 3 rx_queues"},
+      {std::string(kGood).replace(std::string(kGood).find("peer: b"), 7, "peer: c"), "no port named 'c'"},
+      {std::string(kGood).replace(std::string(kGood).find("\"512\"]"), 6, "\"512\", -l, \"0-3\"]"),
+       "remove '-l'"},
+      {std::string(kGood).replace(std::string(kGood).find("Chat: drop"), 10, "Chat: reject"),
+       "actions.Chat: expected forward, drop or 'dscp N'"},
+      {std::string(kGood).replace(std::string(kGood).find("\"dscp 34\""), 9, "\"dscp 64\""),
+       "actions.Video: must be between 0 and 63"},
+      {"ports: []\n", "ports: at least one port is needed"},
+      {std::string(kGood).replace(std::string(kGood).find("model: m.fpm"), 12, ""), "model: missing"},
+      {"ports: [oops\n", "not valid YAML"},
+  };
+  for (const auto& [yaml, expect] : cases) {
+    const std::string err = error_of(yaml);
+    EXPECT_NE(err.find(expect), std::string::npos) << "expected '" << expect << "' in: " << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+    EXPECT_EQ(err.rfind("config t.yaml: ", 0), 0u) << err;
+  }
+}
+
+TEST(Config, EmbeddedReplayConfigIsValid) {
+  const Config c = parse_config(embedded_replay_config(), "embedded");
+  EXPECT_EQ(c.clock, ClockMode::kTrace);
+  EXPECT_TRUE(c.exit_at_end);
+  ASSERT_EQ(c.ports.size(), 1u);
+  EXPECT_NE(c.ports[0].device.find("rx_pcap=tests/data/"), std::string::npos);
+}
+
+TEST(Dscp, Ipv4RewriteKeepsEcnAndAValidChecksum) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    auto f = flowpic::test::udp4_frame(rng(), rng(), static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()),
+                                       static_cast<uint16_t>(28 + rng() % 1400), static_cast<uint8_t>(rng()));
+    uint8_t* ip = f.data() + 14;
+    ip[4] = static_cast<uint8_t>(rng());  // vary the id so checksums vary
+    const uint16_t c = ip_checksum((ip[10] = 0, ip[11] = 0, ip), 20);
+    ip[10] = static_cast<uint8_t>(c >> 8);
+    ip[11] = static_cast<uint8_t>(c);
+    const uint8_t ecn = ip[1] & 3;
+    const uint8_t dscp = static_cast<uint8_t>(rng() % 64);
+    ASSERT_TRUE(rewrite_dscp(ip, 20, dscp));
+    EXPECT_EQ(ip[1] >> 2, dscp);
+    EXPECT_EQ(ip[1] & 3, ecn);
+    EXPECT_EQ(ip_checksum(ip, 20), 0) << "checksum must verify (sum of header words = 0xffff)";
+  }
+}
+
+TEST(Dscp, Ipv6RewriteTouchesOnlyTheTrafficClass) {
+  auto f = flowpic::test::udp6_frame(1, 2, 1000, 2000, 100, 0xA3);  // DSCP 40, ECN 3
+  uint8_t* ip = f.data() + 14;
+  ip[1] |= 0x0f;  // flow label bits next to the traffic class
+  ip[2] = 0xab;
+  ASSERT_TRUE(rewrite_dscp(ip, 40, 46));
+  const uint8_t tc = static_cast<uint8_t>(((ip[0] & 0x0f) << 4) | (ip[1] >> 4));
+  EXPECT_EQ(tc >> 2, 46);
+  EXPECT_EQ(tc & 3, 3);
+  EXPECT_EQ(ip[0] >> 4, 6);
+  EXPECT_EQ(ip[1] & 0x0f, 0x0f);
+  EXPECT_EQ(ip[2], 0xab);
+}
+
+TEST(Dscp, RefusesWhatItCannotRewrite) {
+  uint8_t short_v4[10] = {0x45};
+  EXPECT_FALSE(rewrite_dscp(short_v4, sizeof short_v4, 10));
+  uint8_t arp[20] = {0x00};
+  EXPECT_FALSE(rewrite_dscp(arp, sizeof arp, 10));
+}
+
+TEST(Latency, PercentilesWithinTheBucketError) {
+  LatencyHistogram h;
+  for (uint64_t v = 1; v <= 100000; ++v) h.record(v * 1000);  // 1 us .. 100 ms uniformly
+  EXPECT_EQ(h.count(), 100000u);
+  const double p50 = static_cast<double>(h.percentile(50)), p99 = static_cast<double>(h.percentile(99));
+  EXPECT_NEAR(p50, 50e6, 50e6 * 0.125);
+  EXPECT_NEAR(p99, 99e6, 99e6 * 0.125);
+  EXPECT_EQ(h.max(), 100000u * 1000u);
+  LatencyHistogram empty;
+  EXPECT_EQ(empty.percentile(99), 0u);
+}
+
+TEST(Clock, TscConversionIsExact) {
+  TscClock c;
+  c.init(2'500'000'000ULL, 1000, 5'000'000'000ULL);
+  EXPECT_EQ(c.to_ns(1000), 5'000'000'000ULL);
+  EXPECT_NEAR(static_cast<double>(c.to_ns(1000 + 2'500'000'000ULL)), 6e9, 2.0);
+  EXPECT_NEAR(static_cast<double>(c.to_ns(1000 + 25'000'000'000'000ULL)), 5e9 + 1e13, 1e4);  // ~2.8 h later
+}
