@@ -310,6 +310,74 @@ TEST_F(Flowpicd, FloodOfNewFlowsPastTheTableSize) {
   EXPECT_EQ(read_pcap_packets(dir_ / "flood_out.pcap").size(), flows);
 }
 
+// clock auto picks trace on net_pcap (its packets carry timestamps); tsc works on the same
+// capture (count windows do not depend on time, so the windows are the same ones: equal
+// flow/index/packets/bytes; their times are now live wall-clock times).
+TEST_F(Flowpicd, ClockAutoPicksTraceAndTscGivesTheSameCountWindows) {
+  const std::string pcap = capture("zoom2.pcap");
+  ConfigSpec c = replay(pcap);
+  c.clock = "auto";
+  const RunResult a = run_flowpicd(dir_.path(), yaml_config(c), "auto");
+  expect_clean_run(a);
+  EXPECT_EQ(a.summary["lcores"][0]["clock"], "trace");
+  c.clock = "tsc";
+  const RunResult t = run_flowpicd(dir_.path(), yaml_config(c), "tsc");
+  expect_clean_run(t);
+  EXPECT_EQ(t.summary["lcores"][0]["clock"], "tsc");
+  auto shape = [](const RunResult& r) {
+    std::vector<std::string> v;
+    for (const auto& l : r.out_lines()) {
+      const json j = json::parse(l);
+      if (j["window"]["reason"] == "count")
+        v.push_back(j["flow"].get<std::string>() + " " + std::to_string(j["window"]["index"].get<int>()) + " " +
+                    std::to_string(j["packets"].get<int>()) + " " + std::to_string(j["bytes"].get<int>()));
+    }
+    return v;
+  };
+  const auto sa = shape(a), st = shape(t);
+  EXPECT_FALSE(sa.empty());
+  expect_same_lines(sa, st, "trace", "tsc");
+  // tsc times are wall-clock times of this run, trace times are the capture's (2022).
+  const json first = json::parse(t.out_lines().at(0));
+  EXPECT_GT(first["window"]["start"].get<double>(), 1.7e9);
+}
+
+// SIGTERM on a live run (no exit_at_end): clean stop, open windows classified, summary written.
+TEST_F(Flowpicd, SigtermStopsCleanlyWithASummary) {
+  ConfigSpec c = replay(capture("wa_voice.pcap"));
+  c.extra = "";
+  std::string yaml = yaml_config(c);
+  yaml.replace(yaml.find("exit_at_end: true"), std::string("exit_at_end: true").size(), "exit_at_end: false");
+  const std::string cfg = dir_ / "live.yaml", summary = dir_ / "live.summary.json";
+  write_file(cfg, yaml);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fo = open((dir_ / "live.stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int fe = open((dir_ / "live.stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    execl(flowpicd_bin().c_str(), flowpicd_bin().c_str(), "-c", cfg.c_str(), "--summary-json", summary.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the capture to be read (the stats in the summary would show it anyway).
+  for (int i = 0; i < 200 && read_file(dir_ / "live.stderr").find("placement") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << read_file(dir_ / "live.stderr");
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const json s = json::parse(read_file(summary));
+  EXPECT_EQ(s["stop_reason"], "signal SIGTERM");
+  EXPECT_EQ(s["ports"][0]["rx"].get<uint64_t>(), read_pcap_packets(capture("wa_voice.pcap")).size());
+  // The flushed windows (reason flush) were classified too.
+  const std::string out = read_file(dir_ / "live.stdout");
+  EXPECT_NE(out.find("\"reason\":\"flush\""), std::string::npos);
+  EXPECT_EQ(s["verdicts"]["total"].get<uint64_t>(), s["windows"]["emitted"].get<uint64_t>());
+}
+
 // Start-up errors: one clear line on stderr, exit code 1.
 TEST_F(Flowpicd, StartupErrorsStopWithOneClearLine) {
   const std::string pcap = capture("wa_voice.pcap");
