@@ -65,6 +65,14 @@ for what in $ONLY; do
     "${pin[@]}" "$bench" --runs "$RUNS" --json "$OUT/infer.json" infer --batch 64 --threads 1
     echo; echo "== \$ taskset -c $CPU /usr/bin/python3 bench/torch_lenet.py --batch 64 --threads 1 --runs $RUNS   (peer, same run)"
     "${pin[@]}" /usr/bin/python3 "$here/torch_lenet.py" --batch 64 --threads 1 --runs "$RUNS" --json "$OUT/torch.json"
+    openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread
+    if [ -e "$openblas/libblas.so.3" ]; then
+      echo; echo "== \$ OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$openblas taskset -c $CPU /usr/bin/python3 bench/torch_lenet.py --batch 64 --threads 1 --runs $RUNS"
+      OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH="$openblas" "${pin[@]}" /usr/bin/python3 "$here/torch_lenet.py" \
+        --batch 64 --threads 1 --runs "$RUNS" --json "$OUT/torch-openblas.json"
+    else
+      echo "   (libopenblas0-pthread not installed: torch peer with OpenBLAS skipped)"
+    fi
     ;;
   dataset)
     echo; echo "== \$ taskset -c $CPU flowpic-bench --runs $RUNS dataset --data $DATA --repeat 5"

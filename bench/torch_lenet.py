@@ -3,8 +3,13 @@
 
 Run with Debian's python3 (python3-torch links the same oneDNN as flowpic):
     /usr/bin/python3 bench/torch_lenet.py --batch 64 --threads 1 --runs 3
-Prints one line per run and a median, in thousands of pictures per second.
+Prints one line per run and a median, in thousands of pictures per second, for eager mode (as
+most users run it) and for TorchScript with torch.jit.optimize_for_inference (the fastest path
+torch offers on CPU). Debian's torch does its fully connected layers through the system BLAS,
+which is netlib's reference BLAS unless another is selected: bench/run.sh runs this script
+once as installed and once with OpenBLAS on LD_LIBRARY_PATH, and says which BLAS it loaded.
 """
+import os
 import argparse
 import json
 import statistics
@@ -46,25 +51,42 @@ def main() -> int:
     model = lenet(a.resolution, a.classes).eval()
     x = (torch.rand(a.batch, 1, a.resolution, a.resolution) < 0.15).float() * torch.rand(
         a.batch, 1, a.resolution, a.resolution)
-    rates = []
+    blas = "?"
+    try:
+        with open("/proc/self/maps") as maps:
+            blas = sorted({ln.split()[-1] for ln in maps if "libblas" in ln or "openblas" in ln})
+    except OSError:
+        pass
+    results = {}
     with torch.inference_mode():
-        for _ in range(5):
-            model(x)  # warm-up
-        for _ in range(a.runs):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < a.seconds:
-                model(x)
-                n += a.batch
-            rates.append(n / (time.perf_counter() - t0) / 1e3)
-            print(f"  torch {torch.__version__} lenet {a.resolution}x{a.resolution} batch {a.batch}, "
-                  f"{a.threads} thr: {rates[-1]:.3f} k pictures/s", flush=True)
-    med = statistics.median(rates)
-    print(f"peer: torch lenet forward batch {a.batch}, {a.threads} thr  median {med:.3f} k pictures/s "
-          f"(min {min(rates):.3f} max {max(rates):.3f}; mkldnn {torch.backends.mkldnn.is_available()})")
+        variants = [("eager", model),
+                    ("jit optimize_for_inference", torch.jit.optimize_for_inference(torch.jit.trace(model, x)))]
+        for name, fn in variants:
+            for _ in range(5):
+                fn(x)  # warm-up
+            rates, shares = [], []
+            for _ in range(a.runs):
+                n, t0, c0 = 0, time.perf_counter(), time.process_time()
+                while time.perf_counter() - t0 < a.seconds:
+                    fn(x)
+                    n += a.batch
+                wall = time.perf_counter() - t0
+                rates.append(n / wall / 1e3)
+                shares.append((time.process_time() - c0) / wall)
+                print(f"  torch {torch.__version__} {name} lenet {a.resolution}x{a.resolution} batch {a.batch}, "
+                      f"{a.threads} thr: {rates[-1]:.3f} k pictures/s (cpu {shares[-1]:.2f})", flush=True)
+            med = statistics.median(rates)
+            per_cpu = statistics.median(r / c for r, c in zip(rates, shares) if c > 0)
+            results[name] = {"values": rates, "cpu_share": shares, "median": med, "per_cpu_median": per_cpu}
+            print(f"peer: torch {name} lenet forward batch {a.batch}, {a.threads} thr  median {med:.3f} "
+                  f"k pictures/s (min {min(rates):.3f} max {max(rates):.3f}, cpu {statistics.median(shares):.2f}, "
+                  f"per cpu-s {per_cpu:.3f})", flush=True)
+    print(f"  blas loaded: {' '.join(blas) if isinstance(blas, list) else blas}; "
+          f"LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH', '')}; mkldnn {torch.backends.mkldnn.is_available()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"peer": "torch", "version": torch.__version__, "batch": a.batch, "threads": a.threads,
-                       "unit": "k pictures/s", "values": rates, "median": med}, f, indent=2)
+                       "blas": blas, "unit": "k pictures/s", "results": results}, f, indent=2)
     return 0
 
 
