@@ -20,8 +20,12 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <ctime>
 #include <thread>
 
+#include "ctl/control_server.hpp"
+#include "ctl/prometheus.hpp"
+#include "ctl/telemetry.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/placement.hpp"
 #include "dataplane/worker.hpp"
@@ -108,6 +112,15 @@ std::string window_text(const WindowPolicy& w) {
 
 std::string numa_text(int n) { return n < 0 ? "?" : std::to_string(n); }
 
+std::string iso_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 }  // namespace
 
 struct App::Impl {
@@ -129,6 +142,17 @@ struct App::Impl {
   uint64_t start_tsc = 0;
   std::chrono::steady_clock::time_point started;
   std::string stop_reason;
+  // Served models (control plane): current and the one before it, for rollback.
+  struct Served {
+    std::shared_ptr<const Model> model;
+    std::string path, loaded_at;
+    uint32_t tag = 0;
+  };
+  mutable std::mutex model_mu;
+  Served current, previous;
+  std::map<uint32_t, std::string> tag_ids;
+  std::unique_ptr<ControlServer> ctl;
+  std::unique_ptr<PrometheusServer> prom;
 
   FlowTableConfig table_config() const {
     FlowTableConfig t;
@@ -170,6 +194,16 @@ struct App::Impl {
   nlohmann::ordered_json summary() const;
   void print_summary(const nlohmann::ordered_json& s) const;
   void shutdown_ports();
+  // Control plane (docs/control.md): handlers run on the control thread, read what the
+  // lcores publish (relaxed counters, table readers) and never take a lock an lcore waits on.
+  void start_control();
+  void stop_control();
+  nlohmann::ordered_json status_json() const;
+  nlohmann::ordered_json stats_json() const;
+  nlohmann::json flow_json(const FlowView& v, uint32_t lcore) const;
+  nlohmann::json model_json(const Served& s) const;
+  nlohmann::json model_load(const std::string& path);
+  nlohmann::json model_rollback();
 };
 
 App::App(Config cfg, AppOptions opt) : impl_(std::make_unique<Impl>()) {
@@ -178,6 +212,7 @@ App::App(Config cfg, AppOptions opt) : impl_(std::make_unique<Impl>()) {
 }
 
 App::~App() {
+  impl_->stop_control();
   if (impl_->lcores_running) {
     impl_->stop.store(true);
     rte_eal_mp_wait_lcore();
@@ -452,7 +487,11 @@ void App::Impl::setup_lcores() {
   for (auto& a : assign) po.lcore_sockets.push_back(ports[a.first].socket);
   try {
     pipeline = std::make_unique<Pipeline>(po, classes, *topo, *out);
-    pipeline->publish_model(model);
+    current.model = model;
+    current.path = fs::absolute(cfg.model_path).string();
+    current.loaded_at = iso_now();
+    current.tag = pipeline->publish_model(model);
+    tag_ids[current.tag] = model->id();
   } catch (const std::exception& e) {
     throw StartError(e.what());
   }
@@ -555,6 +594,7 @@ void App::start() {
   }
   d.lcores_running = true;
   d.started = std::chrono::steady_clock::now();
+  d.start_control();
 }
 
 void App::Impl::stats_line(double dt, std::vector<uint64_t>& prev_rx) const {
@@ -616,6 +656,7 @@ int App::run() {
     }
   }
   spdlog::info("stopping: {}", d.stop_reason);
+  d.stop_control();
   // Lcores flush their tables (waiting on the builders if needed), then the pipeline drains.
   d.stop.store(true);
   rte_eal_mp_wait_lcore();
@@ -797,6 +838,268 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
                 static_cast<unsigned long long>(inf["pictures"].get<uint64_t>()),
                 inf["latency_us"]["p50"].get<double>(), inf["latency_us"]["p99"].get<double>());
   line(buf);
+}
+
+}  // namespace flowpic
+
+// ------------------------------------------------------------------ control plane
+
+namespace flowpic {
+
+void App::Impl::start_control() {
+  if (cfg.control_socket.empty() && !cfg.prometheus_enabled) return;
+  if (!cfg.control_socket.empty()) {
+    ControlServerConfig cc;
+    cc.socket_path = cfg.control_socket;
+    ctl = std::make_unique<ControlServer>(cc);
+    ctl->handle("status", [this](const nlohmann::json&) { return nlohmann::json(status_json()); },
+                "version, uptime, ports, lcores, placement, model, clock");
+    ctl->handle("stats", [this](const nlohmann::json&) { return nlohmann::json(stats_json()); },
+                "counters per port, lcore and stage, verdicts per class");
+    ctl->handle("flows.top", [this](const nlohmann::json& a) {
+      const std::size_t n = a.value("n", 10);
+      const std::string by = a.value("by", std::string("packets"));
+      if (by != "packets" && by != "bytes") throw CommandError(ctl_code::kBadRequest, "by: packets or bytes");
+      std::vector<std::pair<FlowView, uint32_t>> all;
+      for (const auto& lc : lcores) {
+        uint32_t cursor = 0;
+        while (!lc->table->scan(&cursor, 4096, [&](const FlowView& v) { all.emplace_back(v, lc->lcore_id); })) {
+        }
+      }
+      auto key = [&](const FlowView& v) { return by == "bytes" ? v.bytes : v.packets; };
+      const std::size_t k = std::min(n, all.size());
+      std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
+                        [&](const auto& x, const auto& y) { return key(x.first) > key(y.first); });
+      nlohmann::json flows = nlohmann::json::array();
+      for (std::size_t i = 0; i < k; ++i) flows.push_back(flow_json(all[i].first, all[i].second));
+      return nlohmann::json{{"flows", flows}};
+    }, "flows with the most packets or bytes");
+    ctl->handle("flows.get", [this](const nlohmann::json& a) {
+      FlowKey key{};
+      std::string err;
+      if (!parse_flow_key(a.at("flow").get<std::string>(), key, &err)) throw CommandError(ctl_code::kBadRequest, err);
+      for (const auto& lc : lcores) {
+        FlowView v;
+        if (lc->table->find(key, v)) return nlohmann::json{{"flow", flow_json(v, lc->lcore_id)}};
+      }
+      throw CommandError("not_found", "no such flow in any flow table");
+    }, "one flow by its 5-tuple");
+    ctl->handle("model.show", [this](const nlohmann::json&) {
+      std::lock_guard lk(model_mu);
+      return nlohmann::json{{"current", model_json(current)},
+                            {"previous", previous.model ? model_json(previous) : nlohmann::json(nullptr)}};
+    }, "the serving model and the previous one");
+    ctl->handle("model.load", [this](const nlohmann::json& a) { return model_load(a.at("path").get<std::string>()); },
+                "validate, build and publish a model file");
+    ctl->handle("model.rollback", [this](const nlohmann::json&) { return model_rollback(); },
+                "serve the previous model again");
+    ctl->handle("outputs.rotate", [this](const nlohmann::json&) {
+      std::string err;
+      if (!out->reopen(&err)) throw CommandError(ctl_code::kFailed, err);
+      nlohmann::json files = nlohmann::json::array();
+      if (out->where() != "stdout" && out->where() != "none") files.push_back(out->where());
+      return nlohmann::json{{"reopened", files}};
+    }, "reopen the verdict file (logrotate)");
+    ctl->handle("log.level", log_level_handler, "set the log level");
+    try {
+      ctl->start();
+    } catch (const std::exception& e) {
+      throw StartError(std::string("control.socket: ") + e.what());
+    }
+    std::string err;
+    if (!register_control_telemetry(*ctl, &err)) spdlog::warn("DPDK telemetry commands not registered: {}", err);
+    spdlog::info("control socket {} (flowpicctl -s {} status)", cfg.control_socket, cfg.control_socket);
+  }
+  if (cfg.prometheus_enabled) {
+    PrometheusConfig pc;
+    pc.enabled = true;
+    pc.address = cfg.prometheus_address;
+    pc.port = cfg.prometheus_port;
+    prom = std::make_unique<PrometheusServer>(pc, [this] { return metrics_from_snapshots(stats_json(), status_json()); });
+    try {
+      prom->start();
+    } catch (const std::exception& e) {
+      throw StartError(std::string("control.prometheus: ") + e.what());
+    }
+    spdlog::info("Prometheus metrics on http://{}:{}/metrics", cfg.prometheus_address, prom->port());
+  }
+}
+
+void App::Impl::stop_control() {
+  if (ctl || prom) clear_telemetry_sources();
+  if (prom) prom->stop();
+  if (ctl) ctl->stop();
+  prom.reset();
+  ctl.reset();
+}
+
+nlohmann::json App::Impl::model_json(const Served& s) const {
+  const auto& info = s.model->info();
+  nlohmann::json pic;
+  to_json(pic, info.picture);
+  return {{"id", s.model->id()}, {"path", s.path},        {"arch", arch_name(info.arch)}, {"classes", info.classes},
+          {"loaded_at", s.loaded_at}, {"tag", s.tag}, {"picture", pic}};
+}
+
+nlohmann::json App::Impl::flow_json(const FlowView& v, uint32_t lcore) const {
+  nlohmann::json j;
+  j["flow"] = to_string(v.key);
+  j["class"] = v.verdict >= 0 ? nlohmann::json(classes.name(v.verdict)) : nlohmann::json(nullptr);
+  j["confidence"] = v.verdict >= 0 ? nlohmann::json(v.confidence) : nlohmann::json(nullptr);
+  j["packets"] = v.packets;
+  j["bytes"] = v.bytes;
+  j["window_index"] = v.window_index;
+  j["window_packets"] = v.window_packets;
+  j["lcore"] = lcore;
+  std::lock_guard lk(model_mu);
+  const auto it = tag_ids.find(v.model_tag);
+  j["model"] = v.verdict >= 0 && it != tag_ids.end() ? nlohmann::json(it->second) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json App::Impl::model_load(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || access(path.c_str(), R_OK) != 0)
+    throw CommandError("model_unreadable", "model " + path + ": missing or not readable");
+  std::shared_ptr<const Model> m;
+  try {
+    m = Model::load(path);
+  } catch (const std::exception& e) {
+    throw CommandError("model_invalid", e.what());
+  }
+  const WindowPolicy& a = m->info().picture.window;
+  const WindowPolicy& b = current.model->info().picture.window;
+  if (a.kind != b.kind || a.length_ns != b.length_ns || a.packets != b.packets || a.min_packets != b.min_packets ||
+      a.max_windows != b.max_windows)
+    throw CommandError("model_incompatible", "model " + m->id() + ": its windows (" + window_text(a) +
+                                                 ") differ from the running flow tables' (" + window_text(b) + ")");
+  try {  // builds the oneDNN primitives here, off the fast path, before anything is published
+    Network probe(m, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
+  } catch (const std::exception& e) {
+    throw CommandError("model_invalid", "model " + m->id() + ": cannot run it: " + e.what());
+  }
+  Served next;
+  next.model = m;
+  next.path = fs::absolute(path).string();
+  next.loaded_at = iso_now();
+  try {
+    next.tag = pipeline->publish_model(m);
+  } catch (const std::exception& e) {
+    throw CommandError("model_invalid", e.what());
+  }
+  for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
+  std::lock_guard lk(model_mu);
+  tag_ids[next.tag] = m->id();
+  const std::string old = current.model->id();
+  previous = std::move(current);
+  current = std::move(next);
+  spdlog::info("model {} now serving (previous {})", current.model->id(), old);
+  return {{"id", current.model->id()}, {"previous", old}, {"applied_from", "next window"}};
+}
+
+nlohmann::json App::Impl::model_rollback() {
+  std::unique_lock lk(model_mu);
+  if (!previous.model) throw CommandError("no_previous", "no previous model to roll back to");
+  Served back = previous;
+  lk.unlock();
+  const uint32_t tag = pipeline->publish_model(back.model);
+  lk.lock();
+  tag_ids[tag] = back.model->id();
+  back.tag = tag;
+  const std::string retired = current.model->id();
+  previous = std::move(current);
+  current = std::move(back);
+  spdlog::info("model rolled back to {} (was {})", current.model->id(), retired);
+  return {{"id", current.model->id()}, {"previous", retired}};
+}
+
+nlohmann::ordered_json App::Impl::status_json() const {
+  using J = nlohmann::ordered_json;
+  J s;
+  s["version"] = FLOWPIC_VERSION;
+  s["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::string clk = clock_mode_name(cfg.clock);
+  if (cfg.clock == ClockMode::kAuto && !lcores.empty()) {
+    const uint8_t cu = lcores[0]->clock_used.load();
+    clk = cu == 1 ? "trace" : cu == 2 ? "tsc" : "auto";
+  }
+  s["clock"] = clk;
+  J jp = J::array();
+  for (const auto& pr : ports) {
+    rte_eth_link link{};
+    const bool up = pr.started && rte_eth_link_get_nowait(pr.id, &link) == 0 && link.link_status;
+    jp.push_back({{"name", pr.cfg->name}, {"port_id", pr.id}, {"driver", pr.driver}, {"peer", pr.cfg->peer},
+                  {"rx_queues", pr.rx_queues}, {"tx_queues", pr.tx_queues}, {"numa", pr.socket},
+                  {"link", up ? "up" : "down"}});
+  }
+  s["ports"] = jp;
+  J jl = J::array();
+  for (const auto& lc : lcores)
+    jl.push_back({{"lcore", lc->lcore_id}, {"cpu", lc->cpu}, {"role", "poll"}, {"port", ports[lc->port_index].cfg->name},
+                  {"queue", lc->rx_queue}, {"numa", topo->numa_node(lc->cpu)}});
+  s["lcores"] = jl;
+  std::vector<unsigned> inf;
+  for (const auto& g : infer_groups()) inf.insert(inf.end(), g.begin(), g.end());
+  s["placement"] = {{"pollers", cfg.poll_cores}, {"builders", build_cpus()}, {"inference", inf}};
+  {
+    std::lock_guard lk(model_mu);
+    s["model"] = model_json(current);
+  }
+  return s;
+}
+
+nlohmann::ordered_json App::Impl::stats_json() const {
+  using J = nlohmann::ordered_json;
+  const J sum = summary();
+  J s;
+  s["uptime_s"] = sum["runtime_s"];
+  J jp = J::array();
+  for (const auto& p : sum["ports"]) {
+    J d = {{"action", p["dropped"]["action"]}, {"tx_full", p["dropped"]["tx_full"]}};
+    J q = {{"name", p["name"]}, {"rx", {{"packets", p["rx"]}}}, {"tx", {{"packets", p["forwarded"]}}}, {"dropped", d}};
+    if (p.contains("device_stats"))  // never received by flowpicd: not part of rx = tx + dropped
+      q["device"] = {{"nic_missed", p["device_stats"]["imissed"]}, {"no_mbuf", p["device_stats"]["rx_nombuf"]}};
+    jp.push_back(std::move(q));
+  }
+  s["ports"] = jp;
+  J jl = J::array();
+  for (std::size_t i = 0; i < lcores.size(); ++i) {
+    const auto& l = sum["lcores"][i];
+    const auto& lc = *lcores[i];
+    uint64_t unparsed = 0;
+    for (std::size_t r = 0; r < kParseResultCount; ++r) {
+      const auto pr = static_cast<ParseResult>(r);
+      if (pr != ParseResult::kOk && pr != ParseResult::kOkFragment && pr != ParseResult::kNotIp)
+        unparsed += lc.c.parse[r].get();
+    }
+    jl.push_back({{"lcore", l["lcore"]},
+                  {"port", l["port"]},
+                  {"queue", l["rx_queue"]},
+                  {"rx", {{"packets", l["rx"]}}},
+                  {"tx", {{"packets", l["tx"]}}},
+                  {"dropped", l["dropped"]},
+                  {"non_ip", lc.c.parse[static_cast<std::size_t>(ParseResult::kNotIp)].get()},
+                  {"unparsed", unparsed},
+                  {"parse", l["parse"]},
+                  {"flows", {{"active", lc.table->size()},
+                             {"capacity", lc.table->capacity()},
+                             {"created", l["flows"]["created"]},
+                             {"expired", l["flows"]["expired"]},
+                             {"evicted", 0},
+                             {"table_full", l["flows"]["rejected_full"]}}},
+                  {"windows", l["windows"]}});
+  }
+  s["lcores"] = jl;
+  s["stages"] = {{"windows", {{"closed", sum["windows"]["closed"]},
+                              {"too_small", sum["windows"]["too_small"]},
+                              {"built", sum["inference"]["pictures"]},
+                              {"dropped", sum["windows"]["dropped"]}}},
+                 {"inference", {{"batches", sum["inference"]["batches"]},
+                                {"pictures", sum["inference"]["pictures"]},
+                                {"latency_us", {{"p50", sum["inference"]["latency_us"]["p50"]},
+                                                {"p99", sum["inference"]["latency_us"]["p99"]}}}}}};
+  s["classes"] = sum["verdicts"]["by_class"];
+  return s;
 }
 
 }  // namespace flowpic

@@ -372,8 +372,14 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   }
 
   if (const auto ctl = root["control"]; ctl && !ctl.IsNull()) {
-    rd.check_keys(ctl, "control", {"socket"});
+    rd.check_keys(ctl, "control", {"socket", "prometheus"});
     if (ctl["socket"]) c.control_socket = rd.str(ctl["socket"], "control.socket");
+    if (const auto pr = ctl["prometheus"]; pr && !pr.IsNull()) {
+      rd.check_keys(pr, "control.prometheus", {"enabled", "address", "port"});
+      if (pr["enabled"]) c.prometheus_enabled = rd.boolean(pr["enabled"], "control.prometheus.enabled");
+      if (pr["address"]) c.prometheus_address = rd.str(pr["address"], "control.prometheus.address");
+      if (pr["port"]) c.prometheus_port = static_cast<uint16_t>(rd.uint(pr["port"], "control.prometheus.port", 0, 65535));
+    }
   }
 
   if (const auto r = root["replay"]; r && !r.IsNull()) {

@@ -65,7 +65,10 @@ struct Config {
   std::string verdicts = "stdout";          // stdout | none | FILE
   double stats_interval_s = 10.0;           // 0 = no periodic stats line
   std::map<std::string, Action> actions;    // by class name (or "unknown")
-  std::string control_socket;               // empty = none (issue 4)
+  std::string control_socket;               // empty = no control socket (flowpicctl)
+  bool prometheus_enabled = false;          // Prometheus text endpoint
+  std::string prometheus_address = "127.0.0.1";
+  uint16_t prometheus_port = 9470;
   bool exit_at_end = false;
   uint32_t idle_ms = 500;
   uint32_t window_ring = 4096;              // per polling lcore, windows waiting for builders
