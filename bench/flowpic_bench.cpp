@@ -7,12 +7,16 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 #include <pcap/pcap.h>
+// DPDK 22.11's headers use ++ on volatile members, deprecated in C++20: not ours to fix.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvolatile"
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#pragma GCC diagnostic pop
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -72,7 +76,10 @@ std::string affinity() {
   if (sched_getaffinity(0, sizeof set, &set) != 0) return "?";
   std::string s;
   for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) s += (s.empty() ? "" : ",") + std::to_string(c);
+    if (CPU_ISSET(c, &set)) {
+      if (!s.empty()) s += ',';
+      s += std::to_string(c);
+    }
   return s;
 }
 int first_allowed_cpu() {
