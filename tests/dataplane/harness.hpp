@@ -72,8 +72,10 @@ inline std::vector<std::string> default_classes() { return {"VoIP", "Video", "Fi
 // the last layer is zeroed and its bias makes that class win every window (known verdicts);
 // otherwise seeded random weights with biases set so that verdicts vary with the picture.
 inline std::shared_ptr<const Model> make_model(const std::string& path, int winner = -1, uint64_t seed = 7,
-                                               const std::string& name = "dptest") {
+                                               const std::string& name = "dptest",
+                                               const WindowPolicy* window = nullptr) {
   ModelInfo info;
+  if (window) info.picture.window = *window;
   info.arch = Arch::kLeNet;
   info.classes = default_classes();
   info.name = name;
@@ -170,11 +172,13 @@ struct ConfigSpec {
   std::string on_full = "drop";
   std::string mempool = "auto";
   uint32_t idle_ms = 400;
+  bool exit_at_end = true;
+  std::string prefix;  // EAL --file-prefix; empty: unique_prefix()
 };
 
 inline std::string yaml_config(const ConfigSpec& c) {
   std::ostringstream y;
-  y << "eal: [--no-huge, -m, \"512\", --no-pci, --file-prefix, " << unique_prefix()
+  y << "eal: [--no-huge, -m, \"512\", --no-pci, --file-prefix, " << (c.prefix.empty() ? unique_prefix() : c.prefix)
     << ", --log-level, \"lib.eal:warning\"]\n";
   y << "ports:\n";
   for (const auto& p : c.ports)
@@ -188,7 +192,7 @@ inline std::string yaml_config(const ConfigSpec& c) {
   y << "inference: {batch: 64, max_wait_ms: 5, threads: 1}\n";
   y << "outputs: {verdicts: " << c.verdicts << ", stats_interval_s: 0}\n";
   y << "actions: " << c.actions << "\n";
-  y << "replay: {exit_at_end: true, idle_ms: " << c.idle_ms << "}\n";
+  y << "replay: {exit_at_end: " << (c.exit_at_end ? "true" : "false") << ", idle_ms: " << c.idle_ms << "}\n";
   y << "window_ring: {size: 4096, on_full: " << c.on_full << "}\n";
   y << c.extra;
   return y.str();
@@ -206,6 +210,67 @@ inline RunResult run_flowpicd(const std::string& dir, const std::string& yaml, c
   if (!s.empty()) r.summary = nlohmann::json::parse(s, nullptr, false);
   return r;
 }
+
+// flowpicd running in the background (control-plane tests): stdout/stderr to files in dir.
+class Daemon {
+ public:
+  Daemon(const std::string& dir, const std::string& yaml, const std::string& tag = "flowpicd") : dir_(dir), tag_(tag) {
+    const std::string cfg = dir + "/" + tag + ".yaml";
+    summary_path_ = dir + "/" + tag + ".summary.json";
+    write_file(cfg, yaml);
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      const int fo = open((dir + "/" + tag + ".stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int fe = open((dir + "/" + tag + ".stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fo, 1);
+      dup2(fe, 2);
+      const std::string bin = flowpicd_bin();
+      execl(bin.c_str(), bin.c_str(), "-c", cfg.c_str(), "--summary-json", summary_path_.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+  // SIGTERM, then waits up to timeout_s (SIGKILL after). Returns the exit code (-1: killed).
+  int terminate(int timeout_s = 120) {
+    if (pid_ <= 0) return exit_code_;
+    kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (running()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exit_code_;
+  }
+  nlohmann::json summary() const { return nlohmann::json::parse(read_file(summary_path_), nullptr, false); }
+  std::string out() const { return read_file(dir_ + "/" + tag_ + ".stdout"); }
+  std::string err() const { return read_file(dir_ + "/" + tag_ + ".stderr"); }
+
+ private:
+  std::string dir_, tag_, summary_path_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
 
 // Every packet of a capture (bytes as captured), in order.
 inline std::vector<std::string> read_pcap_packets(const std::string& path, int* dlt = nullptr) {
