@@ -204,7 +204,38 @@ struct App::Impl {
   nlohmann::json model_json(const Served& s) const;
   nlohmann::json model_load(const std::string& path);
   nlohmann::json model_rollback();
+  // Puts one flow question to every polling lcore and waits for all answers (the lcores
+  // answer between bursts; see FlowQuery). Throws CommandError when an lcore does not answer.
+  template <class Fill>
+  void ask_lcores(Fill&& fill);
 };
+
+template <class Fill>
+void App::Impl::ask_lcores(Fill&& fill) {
+  constexpr auto kWait = std::chrono::seconds(5);
+  for (const auto& lc : lcores) {
+    FlowQuery& q = lc->query;
+    // A question abandoned after a timeout may still be in progress: wait for it first.
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (q.answered.load(std::memory_order_acquire) != q.asked.load(std::memory_order_relaxed)) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw CommandError(ctl_code::kFailed, "polling lcore " + std::to_string(lc->lcore_id) + " is not answering");
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    fill(q);
+    q.asked.store(q.asked.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  for (const auto& lc : lcores) {
+    FlowQuery& q = lc->query;
+    while (q.answered.load(std::memory_order_acquire) != q.asked.load(std::memory_order_relaxed)) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw CommandError(ctl_code::kFailed, "polling lcore " + std::to_string(lc->lcore_id) +
+                                                  " did not answer within 5 s (stopping or stalled)");
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
 
 App::App(Config cfg, AppOptions opt) : impl_(std::make_unique<Impl>()) {
   impl_->cfg = std::move(cfg);
@@ -857,31 +888,36 @@ void App::Impl::start_control() {
     ctl->handle("stats", [this](const nlohmann::json&) { return nlohmann::json(stats_json()); },
                 "counters per port, lcore and stage, verdicts per class");
     ctl->handle("flows.top", [this](const nlohmann::json& a) {
-      const std::size_t n = a.value("n", 10);
+      const int64_t n = a.value("n", int64_t{10});
       const std::string by = a.value("by", std::string("packets"));
       if (by != "packets" && by != "bytes") throw CommandError(ctl_code::kBadRequest, "by: packets or bytes");
+      if (n < 0) throw CommandError(ctl_code::kBadRequest, "n: a number >= 0");
+      const uint32_t want = static_cast<uint32_t>(std::min<int64_t>(n, FlowQuery::kMaxTop));
+      ask_lcores([&](FlowQuery& q) {
+        q.kind = FlowQuery::Kind::kTop;
+        q.by_bytes = by == "bytes";
+        q.n = want;
+      });
       std::vector<std::pair<FlowView, uint32_t>> all;
-      for (const auto& lc : lcores) {
-        uint32_t cursor = 0;
-        while (!lc->table->scan(&cursor, 4096, [&](const FlowView& v) { all.emplace_back(v, lc->lcore_id); })) {
-        }
-      }
+      for (const auto& lc : lcores)
+        for (uint32_t i = 0; i < lc->query.count; ++i) all.emplace_back(lc->query.views[i], lc->lcore_id);
       auto key = [&](const FlowView& v) { return by == "bytes" ? v.bytes : v.packets; };
-      const std::size_t k = std::min(n, all.size());
-      std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
-                        [&](const auto& x, const auto& y) { return key(x.first) > key(y.first); });
+      std::sort(all.begin(), all.end(), [&](const auto& x, const auto& y) { return key(x.first) > key(y.first); });
       nlohmann::json flows = nlohmann::json::array();
-      for (std::size_t i = 0; i < k; ++i) flows.push_back(flow_json(all[i].first, all[i].second));
+      for (std::size_t i = 0; i < std::min<std::size_t>(want, all.size()); ++i)
+        flows.push_back(flow_json(all[i].first, all[i].second));
       return nlohmann::json{{"flows", flows}};
     }, "flows with the most packets or bytes");
     ctl->handle("flows.get", [this](const nlohmann::json& a) {
       FlowKey key{};
       std::string err;
       if (!parse_flow_key(a.at("flow").get<std::string>(), key, &err)) throw CommandError(ctl_code::kBadRequest, err);
-      for (const auto& lc : lcores) {
-        FlowView v;
-        if (lc->table->find(key, v)) return nlohmann::json{{"flow", flow_json(v, lc->lcore_id)}};
-      }
+      ask_lcores([&](FlowQuery& q) {
+        q.kind = FlowQuery::Kind::kGet;
+        q.key = key;
+      });
+      for (const auto& lc : lcores)
+        if (lc->query.found) return nlohmann::json{{"flow", flow_json(lc->query.views[0], lc->lcore_id)}};
       throw CommandError("not_found", "no such flow in any flow table");
     }, "one flow by its 5-tuple");
     ctl->handle("model.show", [this](const nlohmann::json&) {

@@ -130,6 +130,46 @@ struct BurstScratch {
 
 }  // namespace
 
+// Answers the control plane's flow question a step at a time (see FlowQuery).
+static void serve_query(LcoreState& lc) noexcept {
+  FlowQuery& q = lc.query;
+  if (q.working == 0) {
+    const uint32_t asked = q.asked.load(std::memory_order_acquire);
+    if (asked == q.answered.load(std::memory_order_relaxed)) return;
+    q.working = asked;
+    q.cursor = 0;
+    q.count = 0;
+    q.found = false;
+    if (q.kind == FlowQuery::Kind::kGet) {
+      q.found = lc.table->find(q.key, q.views[0]);
+      q.working = 0;
+      q.answered.store(asked, std::memory_order_release);
+      return;
+    }
+  }
+  const bool by_bytes = q.by_bytes;
+  const uint32_t n = std::min(q.n, FlowQuery::kMaxTop);
+  auto greater = [by_bytes](const FlowView& a, const FlowView& b) {  // min-heap on the ranking key
+    return by_bytes ? a.bytes > b.bytes : a.packets > b.packets;
+  };
+  const bool done = lc.table->scan(&q.cursor, FlowQuery::kStep, [&](const FlowView& v) {
+    if (n == 0) return;
+    if (q.count < n) {
+      q.views[q.count++] = v;
+      std::push_heap(q.views.begin(), q.views.begin() + q.count, greater);
+    } else if (greater(v, q.views[0])) {
+      std::pop_heap(q.views.begin(), q.views.begin() + q.count, greater);
+      q.views[q.count - 1] = v;
+      std::push_heap(q.views.begin(), q.views.begin() + q.count, greater);
+    }
+  });
+  if (done) {
+    const uint32_t asked = q.working;
+    q.working = 0;
+    q.answered.store(asked, std::memory_order_release);
+  }
+}
+
 int lcore_main(void* arg) {
   LcoreState& lc = *static_cast<LcoreState*>(arg);
   rte_mbuf* rx[kBurst];
@@ -227,6 +267,7 @@ int lcore_main(void* arg) {
       }
     }
     drain_verdicts(lc);
+    serve_query(lc);
     // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
     if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc))
       lc.table->expire(lc.now, lc.expire_budget);

@@ -3,6 +3,7 @@
 // the lcore's ring to the builders; verdicts come back through its verdict ring.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,33 @@ struct TscClock {
   TimeNs to_ns(uint64_t tsc) const noexcept {
     return epoch0_ns + static_cast<uint64_t>((static_cast<unsigned __int128>(tsc - tsc0) * mult) >> 32);
   }
+};
+
+// A flows.top / flows.get question for one polling lcore, answered by the lcore itself
+// between bursts: the control thread never reads the lcore's table (it is not thread-safe)
+// and never takes a lock the lcore waits on. One question at a time per lcore: the asker
+// fills the arguments, then publishes `asked` (release); the lcore scans its table in steps
+// of kStep slots per loop iteration, fills the answer, then publishes `answered` (release).
+// Preallocated: no allocation on the lcore.
+struct FlowQuery {
+  static constexpr uint32_t kMaxTop = 1000;  // flows.top n is clamped to this
+  static constexpr uint32_t kStep = 4096;    // table slots scanned per loop iteration
+  enum class Kind : uint8_t { kTop, kGet };
+  std::atomic<uint32_t> asked{0};
+  std::atomic<uint32_t> answered{0};
+  // Arguments (written by the asker before `asked`).
+  Kind kind = Kind::kTop;
+  bool by_bytes = false;
+  uint32_t n = 10;
+  FlowKey key{};
+  // Answer (written by the lcore before `answered`): top: views[0..count) as a min-heap on
+  // the ranking key (the asker sorts); get: found and views[0].
+  uint32_t count = 0;
+  bool found = false;
+  std::array<FlowView, kMaxTop> views{};
+  // Lcore-private progress.
+  uint32_t working = 0;  // the question being answered (0: none)
+  uint32_t cursor = 0;
 };
 
 // Where the lcore's time comes from, once decided (auto decides on the first packet).
@@ -64,6 +92,7 @@ struct LcoreState {
   uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp
   uint32_t since_sweep = 0;           // trace time: packets since the last sweep
   LcoreCounters c;
+  FlowQuery query;
 };
 
 // FlowTable sink: copies the window into a pooled message and enqueues it (never allocates).
