@@ -290,6 +290,32 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
   EXPECT_EQ(ctl.run({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(run_process(flowpicctl_bin(), {"-s", dir_ / "nobody.sock", "status"}, dir_.path(), 60, "nosock").exit_code, 3);
 
+  // Another picture config (time axis, normalisation) and other class names, same windows:
+  // accepted, applied from the next windows: the windows still open are closed at stop and
+  // classified by it.
+  std::string other_id;
+  {
+    ModelInfo info;
+    info.arch = Arch::kLeNet;
+    info.classes = {"Web", "Voice"};
+    info.name = "other";
+    info.picture.time_axis = TimeAxis::kFixed;
+    info.picture.norm = Normalisation::kLog;
+    auto m = Model::create(info, 31);
+    auto& t = m->mutable_tensors();
+    std::fill(t[t.size() - 2].data.begin(), t[t.size() - 2].data.end(), 0.f);
+    std::fill(t[t.size() - 1].data.begin(), t[t.size() - 1].data.end(), 0.f);
+    t[t.size() - 1].data[1] = 10.f;  // every window: Voice
+    m->save(dir_ / "other.fpm");
+    other_id = Model::load(dir_ / "other.fpm")->id();
+    const json ld = ctl.ok({"model", "load", dir_ / "other.fpm"});
+    EXPECT_EQ(ld["id"], other_id);
+    EXPECT_EQ(ld["applied_from"], "next window");
+    const json s = ctl.ok({"status"});
+    EXPECT_EQ(s["model"]["classes"], json({"Web", "Voice"}));
+    EXPECT_EQ(s["model"]["picture"]["time_axis"], "fixed");
+  }
+
   const json last = ctl.ok({"stats"});
   ASSERT_EQ(d.terminate(), 0) << d.err();
   const json sum = d.summary();
@@ -299,9 +325,15 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
   EXPECT_EQ(sum["ports"][0]["forwarded"], last["ports"][0]["tx"]["packets"]);
   EXPECT_EQ(sum["lcores"][0]["flows"]["created"], last["lcores"][0]["flows"]["created"]);
   EXPECT_EQ(sum["lcores"][0]["parse"], last["lcores"][0]["parse"]);
-  // Stopping closes the open windows: their verdicts come on top of what stats saw, in the new file.
-  const uint64_t at_stop = sum["verdicts"]["by_class"]["Video"];
-  EXPECT_GE(at_stop, last["classes"]["Video"].get<uint64_t>());
+  // Stopping closes the open windows: classified by the model loaded last, in the new file.
+  EXPECT_EQ(sum["verdicts"]["by_class"]["Video"], last["classes"]["Video"]);
+  const auto after = json_lines(read_file(verdicts));
+  EXPECT_GT(after.size(), 0u) << "no window was open at stop";
+  for (const auto& v : after) {
+    EXPECT_EQ(v["model"], other_id);
+    EXPECT_EQ(v["class"], "Voice");
+  }
+  EXPECT_EQ(sum["verdicts"]["by_class"]["Voice"], after.size());
   EXPECT_EQ(sum["verdicts"]["total"].get<uint64_t>(),
             json_lines(read_file(verdicts + ".1")).size() + json_lines(read_file(verdicts)).size());
   EXPECT_FALSE(std::filesystem::exists(sock)) << "the socket file is removed at stop";
@@ -354,6 +386,13 @@ TEST_F(FlowpicdCtl, HundredLiveSwapsUnderTrafficLoseNothing) {
     ASSERT_EQ(ld["id"], to_b ? idb : ida) << ld.dump();
     ASSERT_EQ(ld["previous"], serving);
     serving = to_b ? idb : ida;
+    if (i % 10 == 5) {  // the lcore answers flow questions between bursts while traffic flows
+      const json top = ctl.ok({"flows", "top", "-n", "3"});
+      ASSERT_EQ(top["flows"].size(), 3u) << top.dump();
+      EXPECT_GE(top["flows"][0]["packets"].get<uint64_t>(), top["flows"][1]["packets"].get<uint64_t>());
+      const json g = ctl.ok({"flows", "get", top["flows"][2]["flow"].get<std::string>()});
+      EXPECT_GE(g["flow"]["packets"].get<uint64_t>(), top["flows"][2]["packets"].get<uint64_t>()) << "counts only grow";
+    }
     if (i % 4 == 3) {
       const auto& [path, code] = bad[rejected++ % bad.size()];
       EXPECT_EQ(ctl.refused({"model", "load", path}), code) << path;
