@@ -1,0 +1,12 @@
+#!/bin/bash
+# Builds models/default.fpm (the shipped ODE-Flow model) and checks its val figure (models/README.md).
+# MODEL=path to write elsewhere (default: $OUT/default.fpm; copy it to models/ yourself).
+source "$(dirname "$0")/common.sh"
+O=$OUT/ode; mkdir -p "$O"
+MODEL=${MODEL:-$OUT/default.fpm}
+fp dataset ode-flow --data "$DATA/ode-flow" --split train -o "$O/train.fpd"
+fp dataset ode-flow --data "$DATA/ode-flow" --split val -o "$O/val.fpd"
+/usr/bin/time -f "training: %e s wall, %U s user CPU" \
+  "$FLOWPIC" --no-progress train -d "$O/train.fpd" -o "$MODEL" --name odeflow-lenet32 --seed 1 --threads 1 \
+  "${ODE_PICTURE[@]}" "${ODE_TRAIN[@]}"
+fp eval -m "$MODEL" -d "$O/val.fpd" --thresholds 0,0.5,0.7,0.9,0.95,0.99
