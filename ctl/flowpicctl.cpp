@@ -363,6 +363,19 @@ void print_stats(const json& r, const json& prev, double dt) {
   if (r.contains("lcores") && r["lcores"].is_array() && !r["lcores"].empty()) {
     std::cout << "\n";
     Table t = generic_table(r["lcores"]);
+    // Dozens of counters per lcore (parse results by reason...): show the columns that have
+    // something to say; --json has them all.
+    std::size_t hidden = 0;
+    for (std::size_t c = t.head.size(); c-- > 1;) {
+      bool zero = true;
+      for (const auto& row : t.rows) zero = zero && (c >= row.size() || row[c] == "0" || row[c].empty());
+      if (zero && t.head[c] != "RX.PACKETS" && t.head[c] != "TX.PACKETS") {
+        t.head.erase(t.head.begin() + static_cast<long>(c));
+        for (auto& row : t.rows)
+          if (c < row.size()) row.erase(row.begin() + static_cast<long>(c));
+        ++hidden;
+      }
+    }
     if (rates) {
       t.head.push_back("RX PKT/S");
       for (size_t i = 0; i < t.rows.size(); ++i) {
@@ -373,6 +386,7 @@ void print_stats(const json& r, const json& prev, double dt) {
       }
     }
     t.print(std::cout);
+    if (hidden) std::cout << "(" << hidden << " lcore counters at 0 not shown; --json shows every counter)\n";
   }
   if (r.contains("stages") && r["stages"].is_object()) {
     std::cout << "\n";

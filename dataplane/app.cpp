@@ -730,11 +730,13 @@ nlohmann::ordered_json App::Impl::summary() const {
   // Per port (rx side): what its lcores received and what became of it.
   J jports = J::array();
   for (const auto& pr : ports) {
-    uint64_t rx = 0, fwd = 0, act = 0, full = 0;
+    uint64_t rx = 0, fwd = 0, act = 0, full = 0, rx_bytes = 0, fwd_bytes = 0;
     for (const auto& lc : lcores)
       if (lc->port_index == pr.index) {
         rx += lc->c.rx.get();
         fwd += lc->c.tx.get();
+        rx_bytes += lc->c.rx_bytes.get();
+        fwd_bytes += lc->c.tx_bytes.get();
         act += lc->c.dropped_action.get();
         full += lc->c.tx_full.get();
       }
@@ -745,6 +747,8 @@ nlohmann::ordered_json App::Impl::summary() const {
     p["peer"] = pr.cfg->peer;
     p["rx"] = rx;
     p["forwarded"] = fwd;
+    p["rx_bytes"] = rx_bytes;
+    p["forwarded_bytes"] = fwd_bytes;
     p["dropped"] = {{"action", act}, {"tx_full", full}};
     rte_eth_stats st{};
     if (pr.started && rte_eth_stats_get(pr.id, &st) == 0)
@@ -769,6 +773,8 @@ nlohmann::ordered_json App::Impl::summary() const {
     l["clock"] = cu == 1 ? "trace" : cu == 2 ? "tsc" : "undecided";
     l["rx"] = lc->c.rx.get();
     l["tx"] = lc->c.tx.get();
+    l["rx_bytes"] = lc->c.rx_bytes.get();
+    l["tx_bytes"] = lc->c.tx_bytes.get();
     l["dropped"] = {{"action", lc->c.dropped_action.get()}, {"tx_full", lc->c.tx_full.get()}};
     l["dscp_marked"] = lc->c.dscp_marked.get();
     l["no_timestamp"] = lc->c.no_timestamp.get();
@@ -1092,7 +1098,8 @@ nlohmann::ordered_json App::Impl::stats_json() const {
   J jp = J::array();
   for (const auto& p : sum["ports"]) {
     J d = {{"action", p["dropped"]["action"]}, {"tx_full", p["dropped"]["tx_full"]}};
-    J q = {{"name", p["name"]}, {"rx", {{"packets", p["rx"]}}}, {"tx", {{"packets", p["forwarded"]}}}, {"dropped", d}};
+    J q = {{"name", p["name"]}, {"rx", {{"packets", p["rx"]}, {"bytes", p["rx_bytes"]}}},
+         {"tx", {{"packets", p["forwarded"]}, {"bytes", p["forwarded_bytes"]}}}, {"dropped", d}};
     if (p.contains("device_stats"))  // never received by flowpicd: not part of rx = tx + dropped
       q["device"] = {{"nic_missed", p["device_stats"]["imissed"]}, {"no_mbuf", p["device_stats"]["rx_nombuf"]}};
     jp.push_back(std::move(q));
@@ -1111,8 +1118,8 @@ nlohmann::ordered_json App::Impl::stats_json() const {
     jl.push_back({{"lcore", l["lcore"]},
                   {"port", l["port"]},
                   {"queue", l["rx_queue"]},
-                  {"rx", {{"packets", l["rx"]}}},
-                  {"tx", {{"packets", l["tx"]}}},
+                  {"rx", {{"packets", l["rx"]}, {"bytes", l["rx_bytes"]}}},
+                  {"tx", {{"packets", l["tx"]}, {"bytes", l["tx_bytes"]}}},
                   {"dropped", l["dropped"]},
                   {"non_ip", lc.c.parse[static_cast<std::size_t>(ParseResult::kNotIp)].get()},
                   {"unparsed", unparsed},

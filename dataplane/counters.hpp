@@ -24,6 +24,8 @@ class Counter {
 struct alignas(64) LcoreCounters {
   Counter rx;                 // packets received
   Counter tx;                 // packets the peer's tx queue accepted
+  Counter rx_bytes;           // bytes of the received frames (mbuf pkt_len)
+  Counter tx_bytes;           // bytes of the frames the tx queue accepted
   Counter dropped_action;     // dropped because the flow's class says drop
   Counter tx_full;            // forwarded but the tx queue refused them: freed
   Counter dscp_marked;        // packets whose DSCP/traffic class was rewritten

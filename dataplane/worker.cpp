@@ -188,9 +188,11 @@ int lcore_main(void* arg) {
       lc.c.last_rx_tsc.store(tsc, std::memory_order_relaxed);
       // Pass 1: time and parse every packet; gather the IP ones for the table.
       uint16_t nip = 0;
+      uint64_t rx_bytes = 0;
       for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
         rte_mbuf* m = rx[i];
+        rx_bytes += m->pkt_len;
         const TimeNs t = packet_time(lc, m, tsc_ns);
         if (t > lc.now) lc.now = t;
         b.now_after[i] = lc.now;
@@ -254,16 +256,21 @@ int lcore_main(void* arg) {
         }
         tx[ntx++] = m;  // forwarded, classified or not
       }
+      lc.c.rx_bytes.add(rx_bytes);
       if (dropped) lc.c.dropped_action.add(dropped);
       if (marked) lc.c.dscp_marked.add(marked);
       if (untracked) lc.c.untracked.add(untracked);
       if (ntx > 0) {
+        uint64_t tx_bytes = 0;  // read before the burst: sent mbufs belong to the driver after it
+        for (uint16_t i = 0; i < ntx; ++i) tx_bytes += tx[i]->pkt_len;
         const uint16_t sent = rte_eth_tx_burst(lc.tx_port, lc.tx_queue, tx, ntx);
         lc.c.tx.add(sent);
         if (sent < ntx) {
+          for (uint16_t i = sent; i < ntx; ++i) tx_bytes -= tx[i]->pkt_len;
           rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
           lc.c.tx_full.add(ntx - sent);
         }
+        lc.c.tx_bytes.add(tx_bytes);
       }
     }
     drain_verdicts(lc);

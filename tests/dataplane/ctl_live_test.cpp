@@ -126,6 +126,11 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
   ASSERT_TRUE(st.is_object());
   const uint64_t pictures = st["stages"]["inference"]["pictures"];
   EXPECT_EQ(st["ports"][0]["tx"]["packets"], 736);
+  uint64_t capture_bytes = 0;  // frame bytes of the capture: the known answer for rx and tx bytes
+  for (const auto& f : read_pcap_packets(test_data() + "/wa_voice.pcap")) capture_bytes += f.size();
+  EXPECT_EQ(st["ports"][0]["rx"]["bytes"], capture_bytes);
+  EXPECT_EQ(st["ports"][0]["tx"]["bytes"], capture_bytes);
+  EXPECT_EQ(st["lcores"][0]["rx"]["bytes"], capture_bytes);
   EXPECT_EQ(st["classes"]["Video"], pictures);
   EXPECT_EQ(st["classes"]["VoIP"], 0);
 
@@ -135,7 +140,9 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(std::regex_search(r.out, std::regex("\\nCLASS +VERDICTS\\n")) ) << r.out;
     EXPECT_TRUE(std::regex_search(r.out, std::regex("\\nVideo +" + std::to_string(pictures) + "\\n"))) << r.out;
-    EXPECT_TRUE(std::regex_search(r.out, std::regex("\\np0 +736 +\\d+ +736 "))) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("\\np0 +736 +" + std::to_string(capture_bytes) + " +736 +" +
+                                                     std::to_string(capture_bytes) + " +0\\n")))
+        << r.out;
   }
   // stats --watch: JSON lines, the second with rates.
   {
@@ -415,6 +422,7 @@ TEST_F(FlowpicdCtl, HundredLiveSwapsUnderTrafficLoseNothing) {
   for (const auto& p : sum["ports"]) {
     EXPECT_GT(p["rx"].get<uint64_t>(), 100000u) << "traffic was not continuous";
     EXPECT_EQ(p["rx"], p["forwarded"]) << p.dump();
+    EXPECT_EQ(p["rx_bytes"], p["forwarded_bytes"]) << p.dump();
   }
   for (const auto& l : sum["lcores"]) EXPECT_EQ(l["rx"], l["tx"]) << l.dump();
   EXPECT_EQ(sum["inference"]["failed_batches"], 0);
