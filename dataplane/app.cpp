@@ -723,7 +723,10 @@ nlohmann::ordered_json App::Impl::summary() const {
   using J = nlohmann::ordered_json;
   J s;
   s["version"] = FLOWPIC_VERSION;
-  s["model"] = model->id();
+  {
+    std::lock_guard lk(model_mu);  // the model serving now (after swaps), not the one at start
+    s["model"] = current.model ? current.model->id() : model->id();
+  }
   s["clock"] = clock_mode_name(cfg.clock);
   s["stop_reason"] = stop_reason;
   s["runtime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -328,6 +328,7 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
   const json sum = d.summary();
   ASSERT_TRUE(sum.is_object()) << d.err();
   EXPECT_EQ(sum["stop_reason"], "signal SIGTERM");
+  EXPECT_EQ(sum["model"], other_id) << "the summary names the model serving at stop";
   EXPECT_EQ(sum["ports"][0]["rx"], last["ports"][0]["rx"]["packets"]);
   EXPECT_EQ(sum["ports"][0]["forwarded"], last["ports"][0]["tx"]["packets"]);
   EXPECT_EQ(sum["lcores"][0]["flows"]["created"], last["lcores"][0]["flows"]["created"]);
