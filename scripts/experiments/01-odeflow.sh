@@ -19,20 +19,24 @@ JOBS=${JOBS:-2}
 pending=0
 bg() { run "$@" & pending=$((pending + 1)); if [ $pending -ge "$JOBS" ]; then wait; pending=0; fi; }
 
+# STAGES picks what to run (default all); e.g. STAGES=axes AXIS_SEEDS="2 3" adds seeds to the axis runs.
+STAGES=${STAGES:-"chosen axes clip255"}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
 # 1. The chosen picture, 3 seeds.
-for s in $SEEDS; do bg chosen "$s" "${ODE_PICTURE[@]}"; done
+has chosen && for s in $SEEDS; do bg chosen "$s" "${ODE_PICTURE[@]}"; done
 # 2. Time axes, everything else as chosen: span-scaled (original FlowPic), fixed 1 s horizon,
 #    log-time with the default tau 1 ms / horizon 1 s (the chosen one is log, tau 0.1 ms, horizon 10 s).
-for s in ${AXIS_SEEDS:-1}; do
+has axes && for s in ${AXIS_SEEDS:-1 2 3}; do
   bg span "$s" --resolution 32 --time-axis span --clip 8
   bg fixed "$s" --resolution 32 --time-axis fixed --horizon 1 --clip 8
   bg log1ms "$s" --resolution 32 --time-axis log --tau 0.001 --horizon 1 --clip 8
 done
 # 3. The same chosen axis with the tools' default pixel scaling (clip 255: a 20-packet picture then
 #    has pixel values <= 20/255), to show what the normalisation is worth.
-bg clip255 1 --resolution 32 --time-axis log --tau 0.0001 --horizon 10 --clip 255
+has clip255 && bg clip255 1 --resolution 32 --time-axis log --tau 0.0001 --horizon 10 --clip 255
 wait
 
+has chosen || { python3 "$(dirname "$0")/summarize.py" "$O" | tee "$O/summary.txt"; exit 0; }
 # Confusion matrix and per-class table of the seed-1 chosen model (the shipped models/default.fpm).
 fp eval -m "$O/chosen-s1.fpm" -d "$O/val.fpd" --png "$O/confusion-ode.png" --csv "$O/confusion-ode.csv" \
    --thresholds 0,0.5,0.7,0.9,0.95,0.99 > "$O/eval-chosen-s1-thresholds.txt"
