@@ -43,7 +43,7 @@ void add_train(CLI::App& app, Action* action) {
     std::string dataset, out, arch = "lenet", classes, one_vs_all, name = "flowpic";
     std::vector<std::string> exclude;
     PictureArgs pic;
-    int epochs = 30, batch = 64, threads = 0, patience = 5;
+    int epochs = 30, batch = 64, threads = 1, patience = 5;
     float lr = 1e-3f, holdout = 0.1f, weight_decay = 0.f;
     uint64_t seed = 1;
     uint32_t min_windows = 1;
@@ -62,7 +62,7 @@ void add_train(CLI::App& app, Action* action) {
   s->add_option("--lr", a->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   s->add_option("--weight-decay", a->weight_decay, "decoupled weight decay (AdamW)")->capture_default_str()->check(CLI::NonNegativeNumber);
   s->add_option("--seed", a->seed, "seed of weights, shuffling, holdout split and dropout")->capture_default_str();
-  s->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+  s->add_option("--threads", a->threads, "OpenMP threads (0 = all cores). Default 1: a 2-thread team on a shared 2-core box stalls at barriers (see docs/accuracy.md)")->capture_default_str()->check(CLI::Range(0, 1024));
   s->add_option("--holdout", a->holdout, "fraction of the dataset held back for early stopping (0 = none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.9));
