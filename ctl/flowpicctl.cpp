@@ -467,6 +467,7 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout_ms, "milliseconds to wait for a reply (default 10000)")
       ->check(CLI::Range(1, 3600 * 1000));
   app.require_subcommand(1);
+  app.fallthrough();  // -s, --json, --timeout also after the command: `flowpicctl stats --json`
 
   app.add_subcommand("status", "version, uptime, ports, lcores and placement, model, clock");
   auto* stats = app.add_subcommand("stats", "counters per port, lcore, stage and class");

@@ -671,7 +671,9 @@ int App::run() {
       bool all_idle = true;
       for (const auto& lc : d.lcores) {
         const uint64_t last = std::max(lc->c.last_rx_tsc.load(std::memory_order_relaxed), d.start_tsc);
-        if (now - last < idle_tsc) all_idle = false;
+        // last may be newer than now (the lcore received after now was read): not idle. Without
+        // this check the unsigned difference wrapped and ended replays early under load.
+        if (last >= now || now - last < idle_tsc) all_idle = false;
       }
       if (all_idle) {
         d.stop_reason = "end of replay (every port idle for " + std::to_string(d.cfg.idle_ms) + " ms)";

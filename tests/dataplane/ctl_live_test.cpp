@@ -144,6 +144,11 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
                                                      std::to_string(capture_bytes) + " +0\\n")))
         << r.out;
   }
+  {  // --json also after the command
+    const RunResult r = ctl.run({"stats", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out)["ports"][0]["rx"]["packets"], 736);
+  }
   // stats --watch: JSON lines, the second with rates.
   {
     const RunResult r = ctl.run({"--json", "stats", "--watch", "0.3", "--count", "2"});

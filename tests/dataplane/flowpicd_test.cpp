@@ -209,18 +209,19 @@ TEST_F(Flowpicd, DropDropsOnlyThatClass) {
   {  // the class that never wins: nothing dropped
     const std::string out = dir_ / "video_out.pcap";
     ConfigSpec c = replay(ac.path, out);
-    c.idle_ms = 3000;  // end of replay = 3 s without packets: a busy shared CPU must not end it early
+    c.idle_ms = 1500;
     c.model = winner;
     c.actions = "{Video: drop, Chat: drop}";
     c.verdicts = "none";
     const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "drop_video", {}, 300);
     expect_clean_run(r);
     EXPECT_EQ(r.summary["ports"][0]["dropped"]["action"].get<uint64_t>(), 0u);
+    EXPECT_EQ(r.summary["ports"][0]["rx"].get<uint64_t>(), in.size()) << "the replay was ended before its end";
     EXPECT_EQ(read_pcap_packets(out).size(), in.size());
   }
   const std::string out = dir_ / "voip_out.pcap";
   ConfigSpec c = replay(ac.path, out);
-  c.idle_ms = 3000;  // end of replay = 3 s without packets: a busy shared CPU must not end it early
+  c.idle_ms = 1500;
   c.model = winner;
   c.actions = "{VoIP: drop}";
   const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "drop_voip", {}, 300);
