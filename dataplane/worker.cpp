@@ -189,8 +189,10 @@ int lcore_main(void* arg) {
       // Pass 1: time and parse every packet; gather the IP ones for the table.
       uint16_t nip = 0;
       uint64_t rx_bytes = 0;
+      // Prefetch every header of the burst up front so their cache misses overlap instead of
+      // being paid one packet at a time.
+      for (uint16_t i = 0; i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(rx[i], void*));
       for (uint16_t i = 0; i < n; ++i) {
-        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
         rte_mbuf* m = rx[i];
         rx_bytes += m->pkt_len;
         const TimeNs t = packet_time(lc, m, tsc_ns);
@@ -276,8 +278,10 @@ int lcore_main(void* arg) {
     drain_verdicts(lc);
     serve_query(lc);
     // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
+    // Under a full burst a quarter of the budget keeps up (1M slots in well under a second at
+    // line rate) and saves the sweep's cache misses for the packets; idle loops sweep fully.
     if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc))
-      lc.table->expire(lc.now, lc.expire_budget);
+      lc.table->expire(lc.now, n == kBurst ? std::max<uint32_t>(1, lc.expire_budget / 4) : lc.expire_budget);
   }
 
   // Stop: close every open window; the sink may wait now, so nothing that qualifies is lost.
