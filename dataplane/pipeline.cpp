@@ -231,8 +231,14 @@ std::shared_ptr<const ModelSlot> Pipeline::current_model() const {
 }
 
 void Pipeline::start() {
+  // Wait until every inference worker has built and run the serving model once, so windows
+  // closed by the first packets are not charged for start-up.
+  std::latch ready(static_cast<std::ptrdiff_t>(opt_.infer_cpus.size()));
+  workers_ready_ = &ready;
   builder_ = std::thread([this] { builder_main(); });
   for (uint32_t w = 0; w < opt_.infer_cpus.size(); ++w) workers_.emplace_back([this, w] { infer_main(w); });
+  ready.wait();
+  workers_ready_ = nullptr;
 }
 
 void Pipeline::finish() {
@@ -333,6 +339,21 @@ void Pipeline::infer_main(uint32_t worker) {
     spdlog::warn("inference worker {}: cannot pin to CPUs {}", worker, cpu_list_string(cpus));
   omp_set_num_threads(static_cast<int>(opt_.infer_threads));
   std::unique_ptr<Network> net;
+  // Build the serving model's primitives and run them once before traffic arrives, so the
+  // first windows do not pay oneDNN's primitive creation and JIT (tens of ms) in their latency.
+  if (auto first = current_model()) {
+    try {
+      net = std::make_unique<Network>(first->model, static_cast<int>(opt_.batch), static_cast<int>(opt_.infer_threads));
+      const int n = net->max_batch();
+      const std::size_t px = static_cast<std::size_t>(first->model->resolution()) * first->model->resolution();
+      std::fill_n(net->input(), px * n, 0.f);
+      std::vector<float> warm(static_cast<std::size_t>(first->model->num_classes()) * n);
+      net->forward(n, warm.data());
+    } catch (const std::exception& e) {
+      net.reset();  // retried, and reported, on the first batch
+    }
+  }
+  workers_ready_->count_down();
   LatencyHistogram local;
   std::string lines;
   for (;;) {

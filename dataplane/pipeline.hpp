@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -194,6 +195,7 @@ class Pipeline {
 
   std::atomic<bool> lcores_done_{false};
   std::thread builder_;
+  std::latch* workers_ready_ = nullptr;  // counted down by each inference worker once warm (start())
   std::vector<std::thread> workers_;
   std::vector<LatencyHistogram> worker_latency_;
   mutable std::mutex lat_mu_;
