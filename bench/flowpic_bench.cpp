@@ -47,6 +47,7 @@
 #include "packet/pcap_reader.hpp"
 #include "picbuilder/batch.hpp"
 #include "picbuilder/flowpic.hpp"
+#include "tools/dataset.hpp"
 
 namespace fs = std::filesystem;
 using namespace flowpic;
@@ -245,24 +246,6 @@ FlowKey synth_key(uint32_t i, std::mt19937_64& rng) {
   return k;
 }
 
-bool parse_window(const std::string& spec, WindowPolicy& w) {
-  const auto colon = spec.find(':');
-  if (colon == std::string::npos) return false;
-  const std::string kind = spec.substr(0, colon);
-  const double v = std::stod(spec.substr(colon + 1));
-  if (kind == "count") {
-    w.kind = WindowPolicy::Kind::kCount;
-    w.packets = static_cast<uint32_t>(v);
-    w.min_packets = std::min<uint32_t>(10, w.packets);
-  } else if (kind == "time") {
-    w.kind = WindowPolicy::Kind::kTime;
-    w.length_ns = seconds_to_ns(v);
-  } else {
-    return false;
-  }
-  return true;
-}
-
 struct CountingSink {
   uint64_t windows = 0, records = 0;
   static bool take(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n) {
@@ -296,7 +279,9 @@ void bench_flowtable(Report& rep, const FlowtableArgs& a) {
               loadavg().c_str());
   FlowTableConfig cfg;
   cfg.capacity = a.flows;
-  if (!parse_window(a.window, cfg.window)) throw CLI::ValidationError("--window", "count:N or time:SECONDS");
+  std::string why;
+  if (!parse_window_spec(a.window, cfg.window, &why)) throw CLI::ValidationError("--window", why);
+  cfg.window.min_packets = std::min<uint32_t>(10, cfg.window.packets);
   const std::string err = cfg.validate();
   if (!err.empty()) throw CLI::ValidationError("flow table", err);
 
