@@ -411,7 +411,8 @@ void App::Impl::setup_ports() {
   }
   // Mbuf pools: per NUMA socket, sized for every descriptor, burst and cache that can hold mbufs.
   std::map<int, uint64_t> need;
-  const uint64_t per_lcore = 2ull * kBurst + cfg.mempool_cache * 3ull / 2ull;
+  // Bursts held by an lcore: kBurstsInFlight in its receive pipeline (worker.cpp) plus one at TX.
+  const uint64_t per_lcore = (kBurstsInFlight + 1ull) * kBurst + cfg.mempool_cache * 3ull / 2ull;
   for (auto& pr : ports) {
     rte_eth_dev_info di{};
     if (rte_eth_dev_info_get(pr.id, &di) != 0)

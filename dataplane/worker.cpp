@@ -116,16 +116,23 @@ inline TimeNs packet_time(LcoreState& lc, const rte_mbuf* m, TimeNs burst_tsc_ns
   return burst_tsc_ns;
 }
 
-// Per-burst arrays for FlowTable::on_burst (on the lcore's stack: no allocation).
-struct BurstScratch {
+// A burst on its way through the lcore's pipeline (see lcore_main). Everything the stages
+// hand on lives here, on the lcore's stack: no allocation.
+struct BurstStage {
+  rte_mbuf* pkts[kBurst];
+  uint16_t n = 0;
+  uint16_t nip = 0;          // IP packets among them (the table's part of the burst)
+  TimeNs tsc_ns = 0;         // TSC time of the receive
+  ParsedPacket parsed[kBurst];
+  TimeNs times_all[kBurst];  // per rx packet
+  // Per IP packet:
+  uint16_t pkt[kBurst];      // index in pkts
   FlowKey keys[kBurst];
   uint64_t hashes[kBurst];
   uint32_t ip_lens[kBurst];
   TimeNs times[kBurst];
   uint32_t slots[kBurst];
-  uint16_t pkt[kBurst];  // index in the rx burst
-  TimeNs now_after[kBurst];  // lcore time after each packet (trace sweeps)
-  ParsedPacket parsed[kBurst];
+  int16_t verdicts[kBurst];
 };
 
 }  // namespace
@@ -170,118 +177,153 @@ static void serve_query(LcoreState& lc) noexcept {
   }
 }
 
+// The lcore's pipeline. A burst received in loop iteration i has its mbuf headers prefetched
+// at once, its packet data prefetched in iteration i + 1 (the headers have arrived by then)
+// and is processed in iteration i + 2: parse_stage, then account_stage, whose FlowTable::on_burst
+// overlaps the index, slot and record misses of the burst. So the two mbuf misses are paid
+// behind a whole burst of work instead of one after the other. At 1M flows every packet
+// touches about six cold cache lines (mbuf header, packet data, index entry, two slot lines,
+// record); measured in docs/benchmarks-dataplane.md. A held burst waits at most two polls.
+
+// Time and parse every packet, gather the IP ones, hash them and start their index loads.
+static void parse_stage(LcoreState& lc, BurstStage& st) noexcept {
+  for (uint16_t i = 0; i < st.n; ++i) {
+    const rte_mbuf* m = st.pkts[i];
+    st.times_all[i] = packet_time(lc, m, st.tsc_ns);
+    const ParseResult pr =
+        parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, LinkType::kEthernet, st.parsed[i]);
+    lc.c.parse[static_cast<std::size_t>(pr)].add();
+    st.pkt[st.nip] = i;
+    st.nip = static_cast<uint16_t>(st.nip + (pr == ParseResult::kOk || pr == ParseResult::kOkFragment));
+  }
+  // A second pass reads the keys once the parser's narrow stores have retired.
+  for (uint16_t k = 0; k < st.nip; ++k) {
+    const uint16_t i = st.pkt[k];
+    st.keys[k] = st.parsed[i].key;
+    st.hashes[k] = flow_hash(st.keys[k]);
+    lc.table->prefetch(st.hashes[k]);
+    st.ip_lens[k] = st.parsed[i].ip_len;
+    st.times[k] = st.times_all[i];
+  }
+}
+
+// The burst through the flow table in packet order, the actions, and TX.
+static void account_stage(LcoreState& lc, BurstStage& st) noexcept {
+  const uint16_t n = st.n;
+  lc.c.rx.add(n);
+  // On trace time the sweep runs after every kSweepEveryPackets-th packet, exactly where
+  // `flowpic classify` runs it, so replays give the same windows as the offline tool.
+  const bool trace = lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTrace);
+  uint16_t done = 0, ip_done = 0;
+  while (done < n) {
+    const uint16_t end =
+        trace ? static_cast<uint16_t>(std::min<uint32_t>(n, done + (kSweepEveryPackets - lc.since_sweep))) : n;
+    uint16_t ip_end = ip_done;
+    while (ip_end < st.nip && st.pkt[ip_end] < end) ++ip_end;
+    if (ip_end > ip_done)
+      lc.table->on_burst(st.keys + ip_done, st.hashes + ip_done, st.ip_lens + ip_done, st.times + ip_done,
+                         ip_end - ip_done, st.slots + ip_done, st.verdicts + ip_done);
+    for (uint16_t i = done; i < end; ++i)
+      if (st.times_all[i] > lc.now) lc.now = st.times_all[i];
+    if (trace) {
+      lc.since_sweep += end - done;
+      if (lc.since_sweep == kSweepEveryPackets) {
+        lc.table->expire(lc.now, lc.expire_budget);
+        lc.since_sweep = 0;
+      }
+    }
+    done = end;
+    ip_done = ip_end;
+  }
+  // Act on each flow's class and collect what goes out.
+  rte_mbuf* tx[kBurst];
+  uint16_t ntx = 0, next_ip = 0;
+  uint64_t rx_bytes = 0, dropped = 0, marked = 0, untracked = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = st.pkts[i];
+    rx_bytes += m->pkt_len;
+    if (next_ip < st.nip && st.pkt[next_ip] == i) {
+      const uint16_t k = next_ip++;
+      const int16_t cls = st.verdicts[k];
+      untracked += st.slots[k] == FlowTable::kNoSlot;
+      if (cls >= 0) {
+        const uint16_t action = lc.classes->action_code(cls);
+        if (action == ClassTable::kDrop) {
+          rte_pktmbuf_free(m);
+          ++dropped;
+          continue;
+        }
+        if ((action & ClassTable::kDscpFlag) &&
+            rewrite_dscp(rte_pktmbuf_mtod_offset(m, uint8_t*, st.parsed[i].l3_offset),
+                         static_cast<uint32_t>(m->data_len - st.parsed[i].l3_offset), static_cast<uint8_t>(action & 0x3f)))
+          ++marked;
+      }
+    }
+    tx[ntx++] = m;  // forwarded, classified or not
+  }
+  lc.c.rx_bytes.add(rx_bytes);
+  if (dropped) lc.c.dropped_action.add(dropped);
+  if (marked) lc.c.dscp_marked.add(marked);
+  if (untracked) lc.c.untracked.add(untracked);
+  if (ntx > 0) {
+    uint64_t tx_bytes = 0;  // read before the burst: sent mbufs belong to the driver after it
+    for (uint16_t i = 0; i < ntx; ++i) tx_bytes += tx[i]->pkt_len;
+    const uint16_t sent = rte_eth_tx_burst(lc.tx_port, lc.tx_queue, tx, ntx);
+    lc.c.tx.add(sent);
+    if (sent < ntx) {
+      for (uint16_t i = sent; i < ntx; ++i) tx_bytes -= tx[i]->pkt_len;
+      rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
+      lc.c.tx_full.add(ntx - sent);
+    }
+    lc.c.tx_bytes.add(tx_bytes);
+  }
+}
+
 int lcore_main(void* arg) {
   LcoreState& lc = *static_cast<LcoreState*>(arg);
-  rte_mbuf* rx[kBurst];
-  rte_mbuf* tx[kBurst];
-  BurstScratch b;
+  BurstStage stage[kBurstsInFlight];
   const bool trace_possible = lc.clock_mode != ClockMode::kTsc;
+  const auto on_tsc = [&lc] {
+    return lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc);
+  };
+  constexpr unsigned kLast = kBurstsInFlight - 1;
+  auto at = [&stage](uint64_t it, unsigned k) -> BurstStage& { return stage[(it - k) % kBurstsInFlight]; };
 
-  while (!lc.stop->load(std::memory_order_relaxed)) {
-    const uint16_t n = rte_eth_rx_burst(lc.rx_port, lc.rx_queue, rx, kBurst);
+  // Iteration `it` starts at kBurstsInFlight so that it - k never wraps.
+  for (uint64_t it = kBurstsInFlight;; ++it) {
+    const bool stopping = lc.stop->load(std::memory_order_relaxed);
+    // Oldest first: the burst received kLast iterations ago is processed and transmitted.
+    BurstStage& oldest = at(it, kLast);
+    const uint16_t n_done = oldest.n;
+    if (oldest.n > 0) {
+      parse_stage(lc, oldest);
+      account_stage(lc, oldest);
+    }
+    oldest.n = oldest.nip = 0;
+    // The burst received last iteration has its mbuf headers in cache: prefetch its data.
+    BurstStage& s1 = at(it, 1);
+    for (uint16_t i = 0; i < s1.n; ++i) rte_prefetch0(rte_pktmbuf_mtod(s1.pkts[i], void*));
+    // Receive (not when stopping: the bursts in flight drain first) and prefetch the headers.
+    BurstStage& in = at(it, 0);
     const uint64_t tsc = rte_rdtsc();
-    const TimeNs tsc_ns = lc.tsc.to_ns(tsc);
-    if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc) || !trace_possible)
-      lc.now = tsc_ns;  // trace time only advances with packets
-    if (n > 0) {
-      lc.c.rx.add(n);
+    in.tsc_ns = lc.tsc.to_ns(tsc);
+    in.n = stopping ? 0 : rte_eth_rx_burst(lc.rx_port, lc.rx_queue, in.pkts, kBurst);
+    if (on_tsc() || !trace_possible) lc.now = in.tsc_ns;  // trace time only advances with packets
+    if (in.n > 0) {
       lc.c.last_rx_tsc.store(tsc, std::memory_order_relaxed);
-      // Pass 1: time and parse every packet; gather the IP ones for the table.
-      uint16_t nip = 0;
-      uint64_t rx_bytes = 0;
-      // Prefetch every header of the burst up front so their cache misses overlap instead of
-      // being paid one packet at a time.
-      for (uint16_t i = 0; i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(rx[i], void*));
-      for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = rx[i];
-        rx_bytes += m->pkt_len;
-        const TimeNs t = packet_time(lc, m, tsc_ns);
-        if (t > lc.now) lc.now = t;
-        b.now_after[i] = lc.now;
-        ParsedPacket& pp = b.parsed[nip];
-        const ParseResult pr = parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, LinkType::kEthernet, pp);
-        lc.c.parse[static_cast<std::size_t>(pr)].add();
-        if (pr == ParseResult::kOk || pr == ParseResult::kOkFragment) {
-          b.keys[nip] = pp.key;
-          b.hashes[nip] = flow_hash(pp.key);
-          b.ip_lens[nip] = pp.ip_len;
-          b.times[nip] = t;
-          b.pkt[nip] = i;
-          ++nip;
-        }
-      }
-      // Pass 2: the burst through the flow table (prefetch-pipelined), in packet order. On
-      // trace time the sweep runs after every kSweepEveryPackets-th packet, exactly where
-      // `flowpic classify` runs it, so replays give the same windows as the offline tool.
-      const bool trace = lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTrace);
-      uint16_t done = 0, ip_done = 0;
-      while (done < n) {
-        const uint16_t end =
-            trace ? static_cast<uint16_t>(std::min<uint32_t>(n, done + (kSweepEveryPackets - lc.since_sweep))) : n;
-        uint16_t ip_end = ip_done;
-        while (ip_end < nip && b.pkt[ip_end] < end) ++ip_end;
-        if (ip_end > ip_done)
-          lc.table->on_burst(b.keys + ip_done, b.hashes + ip_done, b.ip_lens + ip_done, b.times + ip_done,
-                             ip_end - ip_done, b.slots + ip_done);
-        if (trace) {
-          lc.since_sweep += end - done;
-          if (lc.since_sweep == kSweepEveryPackets) {
-            lc.table->expire(b.now_after[end - 1], lc.expire_budget);
-            lc.since_sweep = 0;
-          }
-        }
-        done = end;
-        ip_done = ip_end;
-      }
-      // Pass 3: act on each flow's class and collect what goes out.
-      uint16_t ntx = 0, next_ip = 0;
-      uint64_t dropped = 0, marked = 0, untracked = 0;
-      for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = rx[i];
-        if (next_ip < nip && b.pkt[next_ip] == i) {
-          const uint16_t k = next_ip++;
-          const uint32_t slot = b.slots[k];
-          const int16_t cls = slot == FlowTable::kNoSlot ? -1 : lc.table->verdict(slot);
-          untracked += slot == FlowTable::kNoSlot;
-          if (cls >= 0) {
-            const uint16_t action = lc.classes->action_code(cls);
-            if (action == ClassTable::kDrop) {
-              rte_pktmbuf_free(m);
-              ++dropped;
-              continue;
-            }
-            if ((action & ClassTable::kDscpFlag) &&
-                rewrite_dscp(rte_pktmbuf_mtod_offset(m, uint8_t*, b.parsed[k].l3_offset),
-                             static_cast<uint32_t>(m->data_len - b.parsed[k].l3_offset), static_cast<uint8_t>(action & 0x3f)))
-              ++marked;
-          }
-        }
-        tx[ntx++] = m;  // forwarded, classified or not
-      }
-      lc.c.rx_bytes.add(rx_bytes);
-      if (dropped) lc.c.dropped_action.add(dropped);
-      if (marked) lc.c.dscp_marked.add(marked);
-      if (untracked) lc.c.untracked.add(untracked);
-      if (ntx > 0) {
-        uint64_t tx_bytes = 0;  // read before the burst: sent mbufs belong to the driver after it
-        for (uint16_t i = 0; i < ntx; ++i) tx_bytes += tx[i]->pkt_len;
-        const uint16_t sent = rte_eth_tx_burst(lc.tx_port, lc.tx_queue, tx, ntx);
-        lc.c.tx.add(sent);
-        if (sent < ntx) {
-          for (uint16_t i = sent; i < ntx; ++i) tx_bytes -= tx[i]->pkt_len;
-          rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
-          lc.c.tx_full.add(ntx - sent);
-        }
-        lc.c.tx_bytes.add(tx_bytes);
-      }
+      for (uint16_t i = 0; i < in.n; ++i) rte_prefetch0(in.pkts[i]);
     }
     drain_verdicts(lc);
     serve_query(lc);
     // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
-    // Under a full burst a quarter of the budget keeps up (1M slots in well under a second at
-    // line rate) and saves the sweep's cache misses for the packets; idle loops sweep fully.
-    if (lc.clock_used.load(std::memory_order_relaxed) == static_cast<uint8_t>(LcoreClock::kTsc))
-      lc.table->expire(lc.now, n == kBurst ? std::max<uint32_t>(1, lc.expire_budget / 4) : lc.expire_budget);
+    // Under a full burst an eighth of the budget keeps up (1M slots in about a quarter of a
+    // second at line rate) and saves the sweep's cache misses for the packets; idle loops
+    // sweep fully.
+    if (on_tsc())
+      lc.table->expire(lc.now, n_done == kBurst ? std::max<uint32_t>(1, lc.expire_budget / 8) : lc.expire_budget);
+    bool empty = true;
+    for (unsigned k = 0; k < kLast; ++k) empty = empty && at(it, k).n == 0;
+    if (stopping && empty) break;
   }
 
   // Stop: close every open window; the sink may wait now, so nothing that qualifies is lost.

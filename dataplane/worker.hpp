@@ -21,6 +21,7 @@ namespace flowpic {
 class ClassTable;
 
 constexpr uint16_t kBurst = 32;
+constexpr unsigned kBurstsInFlight = 3;  // bursts an lcore holds in its receive pipeline (worker.cpp)
 
 // TSC -> wall-clock nanoseconds (epoch at start + elapsed ticks), integer math only.
 struct TscClock {

@@ -51,7 +51,9 @@
 // bits): past that a full window stops recording (windows_records_capped).
 //
 // Fast path. on_packet: one index line, two slot lines, one record line; no allocation, lock,
-// exception, log or syscall. on_burst overlaps those misses over a burst (prefetch stages).
+// exception, log or syscall. on_burst overlaps those misses over a burst (group prefetching:
+// index of the whole group, then slots, records a few packets ahead), reusing each packet's
+// early index probe unless the index changed in between (index_epoch).
 // expire() reads slot line 0 sequentially from a rotating cursor.
 #include "flowtable/flow_table.hpp"
 
@@ -183,6 +185,7 @@ struct FlowTable::Impl {
   PacketRecord* scratch = nullptr;
 
   uint32_t size = 0;
+  uint32_t index_epoch = 0;  // bumped by every index insert and erase (validates on_burst's early probes)
   uint32_t sweep_cursor = 0;
   uint32_t reclaim_cursor = 0;
   FlowTableCounters c;
@@ -242,7 +245,7 @@ struct FlowTable::Impl {
     for (auto& b : blocks) std::free(b.first);
   }
 
-  PacketRecord* chunk(uint32_t c_) { return pool + uint64_t(c_) * kChunkRecords; }
+  PacketRecord* chunk(uint32_t c_) const { return pool + uint64_t(c_) * kChunkRecords; }
 
   // ---- index ----
   uint32_t lookup(const FlowKey& key, uint32_t tag, uint32_t* empty_pos) const noexcept {
@@ -275,6 +278,7 @@ struct FlowTable::Impl {
     }
     index[i].slot = kNone;
     index[i].tag = kNone;
+    ++index_epoch;
   }
 
   // ---- records ----
@@ -475,6 +479,7 @@ struct FlowTable::Impl {
     }
     const uint32_t s = free_slots[--free_top];
     index[pos] = IndexEntry{tag, s};
+    ++index_epoch;
     ++size;
     start_flow(s, key, tag, now);
     return s;
@@ -505,10 +510,15 @@ struct FlowTable::Impl {
   }
 
   uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept {
-    ++c.packets;
     const uint32_t tag = static_cast<uint32_t>(hash);
     uint32_t pos = 0;
-    uint32_t s = lookup(key, tag, &pos);
+    const uint32_t s = lookup(key, tag, &pos);  // sets pos: not inside the call below (argument order is unspecified)
+    return account(key, tag, s, pos, ip_len, now);
+  }
+
+  // The packet of a flow found at `s` (kNone: absent, `pos` = where its index entry goes).
+  uint32_t account(const FlowKey& key, uint32_t tag, uint32_t s, uint32_t pos, uint32_t ip_len, TimeNs now) noexcept {
+    ++c.packets;
     if (s == kNone) {
       s = create(key, tag, pos, now);
       if (s == kNone) {
@@ -561,45 +571,48 @@ void FlowTable::prefetch(uint64_t hash) const noexcept {
 }
 
 void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens,
-                         const TimeNs* times, uint32_t n, uint32_t* slots_out) noexcept {
+                         const TimeNs* times, uint32_t n, uint32_t* slots_out, int16_t* verdicts_out) noexcept {
   Impl& m = *impl_;
-  // Software pipeline: packet i's index bucket is prefetched, kDist packets later its slot,
-  // kDist later its record line, and kDist later it is processed. Every access before the
-  // last stage is only a hint, so the result equals on_packet in order.
-  constexpr uint32_t kDist = 8;
-  constexpr uint32_t kRing = 32;  // > 2 * kDist
-  uint32_t cand[kRing];
-  for (uint32_t i = 0; i < n + 3 * kDist; ++i) {
-    if (i < n) __builtin_prefetch(&m.index[static_cast<uint32_t>(hashes[i]) & m.index_mask]);
-    if (i >= kDist && i - kDist < n) {
-      const uint32_t j = i - kDist;
-      const uint32_t tag = static_cast<uint32_t>(hashes[j]);
-      uint32_t pos = tag & m.index_mask;
+  // Pass 1 probes the index of every packet of the group by tag alone and prefetches the
+  // candidate slot (the key compare would wait on it). Its answer (first tag match, or the
+  // empty entry ending the probe) is what lookup() finds while the index is unchanged, so
+  // pass 2 reuses it when index_epoch has not moved and the key matches; otherwise the packet
+  // takes the full lookup. Pass 2 prefetches each window's record line kAhead packets ahead.
+  constexpr uint32_t kAhead = 4;
+  uint32_t cand[kMaxBurst], pos[kMaxBurst];
+  for (uint32_t base = 0; base < n; base += kMaxBurst) {
+    const uint32_t g = std::min(n - base, kMaxBurst);
+    for (uint32_t j = 0; j < g; ++j) {
+      const uint32_t tag = static_cast<uint32_t>(hashes[base + j]);
+      uint32_t p = tag & m.index_mask;
       uint32_t c = kNone;
-      for (;;) {  // first slot whose tag matches (no key compare: that would wait on the slot)
-        const IndexEntry e = m.index[pos];
+      for (;;) {
+        const IndexEntry e = m.index[p];
         if (e.slot == kNone) break;
         if (e.tag == tag) { c = e.slot; break; }
-        pos = (pos + 1) & m.index_mask;
+        p = (p + 1) & m.index_mask;
       }
-      cand[j % kRing] = c;
+      cand[j] = c;
+      pos[j] = p;
       if (c != kNone) {
-        const char* p = reinterpret_cast<const char*>(&m.slots[c]);
-        __builtin_prefetch(p);
-        __builtin_prefetch(p + 64, 1);
+        const char* line = reinterpret_cast<const char*>(&m.slots[c]);
+        __builtin_prefetch(line, 1);
+        __builtin_prefetch(line + 64, 1);
       }
     }
-    if (i >= 2 * kDist && i - 2 * kDist < n) {
-      const uint32_t c = cand[(i - 2 * kDist) % kRing];
-      if (c != kNone) {
-        const Slot& f = m.slots[c];
+    const uint32_t epoch = m.index_epoch;
+    for (uint32_t j = 0; j < g; ++j) {
+      if (j + kAhead < g && cand[j + kAhead] != kNone) {
+        const Slot& f = m.slots[cand[j + kAhead]];
         if (f.tail != kNone) __builtin_prefetch(m.chunk(f.tail) + f.n_records % kChunkRecords, 1);
       }
-    }
-    if (i >= 3 * kDist) {
-      const uint32_t j = i - 3 * kDist;
-      const uint32_t s = m.on_packet(keys[j], hashes[j], ip_lens[j], times[j]);
-      if (slots_out) slots_out[j] = s;
+      const uint32_t i = base + j;
+      const uint32_t tag = static_cast<uint32_t>(hashes[i]);
+      uint32_t s = cand[j], p = pos[j];
+      if (m.index_epoch != epoch || (s != kNone && !(m.slots[s].key == keys[i]))) s = m.lookup(keys[i], tag, &p);
+      s = m.account(keys[i], tag, s, p, ip_lens[i], times[i]);
+      if (slots_out) slots_out[i] = s;
+      if (verdicts_out) verdicts_out[i] = s == kNoSlot ? int16_t{-1} : m.slots[s].verdict;
     }
   }
 }

@@ -520,10 +520,24 @@ TEST(FlowTableConfig, ValidateSaysWhatToChange) {
   EXPECT_THROW(FlowTable(c, nullptr, nullptr), std::invalid_argument);
 }
 
-TEST(FlowTableBurst, BurstEqualsPacketByPacket) {
+// on_burst reuses index probes taken for the whole group before any packet of it is
+// accounted; every way the index can change inside a group (new flows, a full table that
+// reclaims idle flows, idle flows restarting) and tag collisions between different keys must
+// give exactly the packet-by-packet result: slots, verdicts, windows and counters.
+struct BurstCase {
+  uint32_t burst;        // packets per on_burst call (kMaxBurst is 64)
+  uint32_t tag_classes;  // hashes given to the table: 0 = flow_hash, else key id % tag_classes
+  TimeNs idle_ns;
+};
+
+class FlowTableBurst : public ::testing::TestWithParam<BurstCase> {};
+
+TEST_P(FlowTableBurst, BurstEqualsPacketByPacket) {
+  const BurstCase bc = GetParam();
   FlowTableConfig cfg = count_cfg(20, 10);
   cfg.capacity = 512;
   cfg.max_records = 16;
+  cfg.idle_timeout_ns = bc.idle_ns;
   Collector c1, c2;
   FlowTable t1(cfg, &Collector::sink, &c1), t2(cfg, &Collector::sink, &c2);
   std::vector<FlowKey> keys;
@@ -531,20 +545,41 @@ TEST(FlowTableBurst, BurstEqualsPacketByPacket) {
   std::vector<uint32_t> lens;
   std::vector<TimeNs> times;
   uint64_t x = 12345;
+  TimeNs t = kT0;
   for (uint32_t i = 0; i < 20000; ++i) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
-    keys.push_back(key_n(static_cast<uint32_t>(x >> 40) % 700));  // more flows than slots
-    hashes.push_back(flow_hash(keys.back()));
+    // 80 % of the packets from 60 busy flows (they fill windows), the rest spread over 700
+    // flows (more than the 512 slots: the table fills up).
+    const uint32_t r = static_cast<uint32_t>(x >> 40);
+    const uint32_t id = (r % 10 < 8) ? (r / 10) % 60 : (r / 10) % 700;
+    keys.push_back(key_n(id));
+    hashes.push_back(bc.tag_classes ? 0x9e3779b97f4a7c15ull * (id % bc.tag_classes) : flow_hash(keys.back()));
     lens.push_back(static_cast<uint32_t>(x >> 20) % 1500);
-    times.push_back(kT0 + i * 100 * kNsPerUs);
+    t += (i % 3000 == 2999) ? 3 * bc.idle_ns : 10 * kNsPerUs;  // now and then everything goes idle
+    times.push_back(t);
   }
-  std::vector<uint32_t> s1(keys.size()), s2(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) s1[i] = t1.on_packet(keys[i], hashes[i], lens[i], times[i]);
-  for (size_t i = 0; i < keys.size(); i += 37) {
-    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(37, keys.size() - i));
-    t2.on_burst(&keys[i], &hashes[i], &lens[i], &times[i], n, &s2[i]);
+  const size_t total = keys.size();
+  std::vector<uint32_t> s1(total), s2(total);
+  std::vector<int16_t> v1(total), v2(total);
+  int16_t cls = 0;
+  for (size_t i = 0; i < total; i += bc.burst) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(bc.burst, total - i));
+    for (size_t k = i; k < i + n; ++k) {
+      s1[k] = t1.on_packet(keys[k], hashes[k], lens[k], times[k]);
+      v1[k] = t1.verdict(s1[k]);
+    }
+    t2.on_burst(&keys[i], &hashes[i], &lens[i], &times[i], n, &s2[i], &v2[i]);
+    // Verdicts for some flows between bursts, the same on both tables.
+    for (const auto& w : c1.windows)
+      if (w.info.index % 3 == 0) {
+        t1.apply_verdict(w.info.flow_slot, w.info.flow_gen, cls, 0.5f, 1);
+        t2.apply_verdict(w.info.flow_slot, w.info.flow_gen, cls, 0.5f, 1);
+      }
+    cls = static_cast<int16_t>((cls + 1) % 5);
   }
   EXPECT_EQ(s1, s2);
+  EXPECT_EQ(v1, v2);
+  EXPECT_GT(std::count_if(v2.begin(), v2.end(), [](int16_t v) { return v >= 0; }), 1000);
   t1.flush(times.back());
   t2.flush(times.back());
   ASSERT_EQ(c1.windows.size(), c2.windows.size());
@@ -553,9 +588,27 @@ TEST(FlowTableBurst, BurstEqualsPacketByPacket) {
     EXPECT_TRUE(test::same_info(c1.windows[i].info, c2.windows[i].info)) << i;
     EXPECT_TRUE(test::same_records(c1.windows[i].records, c2.windows[i].records)) << i;
   }
-  EXPECT_GT(t1.counters().flows_rejected_full, 0u);
-  EXPECT_EQ(t1.counters().flows_rejected_full, t2.counters().flows_rejected_full);
+  const FlowTableCounters& a = t1.counters();
+  const FlowTableCounters& b = t2.counters();
+  EXPECT_GT(a.flows_rejected_full, 0u);
+  EXPECT_GT(a.flows_reclaimed, 0u);
+  EXPECT_EQ(a.flows_rejected_full, b.flows_rejected_full);
+  EXPECT_EQ(a.flows_created, b.flows_created);
+  EXPECT_EQ(a.flows_expired, b.flows_expired);
+  EXPECT_EQ(a.flows_reclaimed, b.flows_reclaimed);
+  EXPECT_EQ(a.windows_closed, b.windows_closed);
 }
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FlowTableBurst,
+                         ::testing::Values(BurstCase{37, 0, 50 * kNsPerMs}, BurstCase{32, 0, 5 * kNsPerSec},
+                                           BurstCase{150, 0, 50 * kNsPerMs},  // > kMaxBurst: several groups
+                                           BurstCase{64, 40, 50 * kNsPerMs},  // 700 keys on 40 tags
+                                           BurstCase{1, 7, 50 * kNsPerMs}),
+                         [](const auto& info) {
+                           return "burst" + std::to_string(info.param.burst) + "_tags" +
+                                  std::to_string(info.param.tag_classes) + "_idle" +
+                                  std::to_string(info.param.idle_ns / kNsPerMs) + "ms";
+                         });
 
 TEST(FlowTableScale, MillionFlowTableAndMemoryPerFlow) {
   FlowTableConfig cfg;  // defaults: count windows of 20, min 10
