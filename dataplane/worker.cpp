@@ -178,16 +178,29 @@ static void serve_query(LcoreState& lc) noexcept {
 }
 
 // The lcore's pipeline. A burst received in loop iteration i has its mbuf headers prefetched
-// at once, its packet data prefetched in iteration i + 1 (the headers have arrived by then)
-// and is processed in iteration i + 2: parse_stage, then account_stage, whose FlowTable::on_burst
-// overlaps the index, slot and record misses of the burst. So the two mbuf misses are paid
-// behind a whole burst of work instead of one after the other. At 1M flows every packet
+// in that iteration, its packet data in iteration i + 1 (the headers have arrived by then),
+// both spread over the parse of the burst being processed, and is processed in iteration
+// i + 2: parse_stage, then account_stage, whose FlowTable::on_burst overlaps the index, slot
+// and record misses of the burst. So the two mbuf misses are paid behind a whole burst of
+// work instead of one after the other. At 1M flows every packet
 // touches about six cold cache lines (mbuf header, packet data, index entry, two slot lines,
 // record); measured in docs/benchmarks-dataplane.md. A held burst waits at most two polls.
 
+// The younger bursts' mbuf prefetches, issued one per parsed packet: a run of 32 back-to-back
+// prefetches of cold lines fills the core's miss buffers and stalls it until lines arrive.
+struct MbufPrefetch {
+  const BurstStage& headers;  // received this iteration: prefetch each mbuf header
+  const BurstStage& data;     // received last iteration (headers arrived): prefetch each frame
+  void operator()(uint16_t i) const noexcept {
+    if (i < headers.n) rte_prefetch0(headers.pkts[i]);
+    if (i < data.n) rte_prefetch0(rte_pktmbuf_mtod(data.pkts[i], void*));
+  }
+};
+
 // Time and parse every packet, gather the IP ones, hash them and start their index loads.
-static void parse_stage(LcoreState& lc, BurstStage& st) noexcept {
+static void parse_stage(LcoreState& lc, BurstStage& st, const MbufPrefetch& prefetch) noexcept {
   for (uint16_t i = 0; i < st.n; ++i) {
+    prefetch(i);
     const rte_mbuf* m = st.pkts[i];
     st.times_all[i] = packet_time(lc, m, st.tsc_ns);
     const ParseResult pr =
@@ -292,27 +305,26 @@ int lcore_main(void* arg) {
   // Iteration `it` starts at kBurstsInFlight so that it - k never wraps.
   for (uint64_t it = kBurstsInFlight;; ++it) {
     const bool stopping = lc.stop->load(std::memory_order_relaxed);
-    // Oldest first: the burst received kLast iterations ago is processed and transmitted.
-    BurstStage& oldest = at(it, kLast);
-    const uint16_t n_done = oldest.n;
-    if (oldest.n > 0) {
-      parse_stage(lc, oldest);
-      account_stage(lc, oldest);
-    }
-    oldest.n = oldest.nip = 0;
-    // The burst received last iteration has its mbuf headers in cache: prefetch its data.
-    BurstStage& s1 = at(it, 1);
-    for (uint16_t i = 0; i < s1.n; ++i) rte_prefetch0(rte_pktmbuf_mtod(s1.pkts[i], void*));
-    // Receive (not when stopping: the bursts in flight drain first) and prefetch the headers.
+    // Receive (not when stopping: the bursts in flight drain first).
     BurstStage& in = at(it, 0);
     const uint64_t tsc = rte_rdtsc();
     in.tsc_ns = lc.tsc.to_ns(tsc);
     in.n = stopping ? 0 : rte_eth_rx_burst(lc.rx_port, lc.rx_queue, in.pkts, kBurst);
     if (on_tsc() || !trace_possible) lc.now = in.tsc_ns;  // trace time only advances with packets
-    if (in.n > 0) {
-      lc.c.last_rx_tsc.store(tsc, std::memory_order_relaxed);
-      for (uint16_t i = 0; i < in.n; ++i) rte_prefetch0(in.pkts[i]);
+    if (in.n > 0) lc.c.last_rx_tsc.store(tsc, std::memory_order_relaxed);
+    // The burst received kLast iterations ago is processed and transmitted; while it is parsed,
+    // the new burst's mbuf headers and the previous burst's frames (its headers have arrived)
+    // are prefetched, one of each per packet.
+    BurstStage& s1 = at(it, 1);
+    const MbufPrefetch prefetch{in, s1};
+    BurstStage& oldest = at(it, kLast);
+    const uint16_t n_done = oldest.n;
+    if (oldest.n > 0) {
+      parse_stage(lc, oldest, prefetch);
+      account_stage(lc, oldest);
     }
+    for (uint16_t i = oldest.n; i < std::max(in.n, s1.n); ++i) prefetch(i);
+    oldest.n = oldest.nip = 0;
     drain_verdicts(lc);
     serve_query(lc);
     // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
