@@ -51,9 +51,9 @@
 // bits): past that a full window stops recording (windows_records_capped).
 //
 // Fast path. on_packet: one index line, two slot lines, one record line; no allocation, lock,
-// exception, log or syscall. on_burst overlaps those misses over a burst (group prefetching:
-// index of the whole group, then slots, records a few packets ahead), reusing each packet's
-// early index probe unless the index changed in between (index_epoch).
+// exception, log or syscall. on_burst overlaps those misses over a burst (a software pipeline:
+// index probe and slot prefetch 20 packets ahead, record prefetch 8 ahead), reusing each
+// packet's early index probe unless the index changed in between (index_epoch).
 // expire() reads slot line 0 sequentially from a rotating cursor.
 #include "flowtable/flow_table.hpp"
 
@@ -573,16 +573,17 @@ void FlowTable::prefetch(uint64_t hash) const noexcept {
 void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens,
                          const TimeNs* times, uint32_t n, uint32_t* slots_out, int16_t* verdicts_out) noexcept {
   Impl& m = *impl_;
-  // Pass 1 probes the index of every packet of the group by tag alone and prefetches the
-  // candidate slot (the key compare would wait on it). Its answer (first tag match, or the
-  // empty entry ending the probe) is what lookup() finds while the index is unchanged, so
-  // pass 2 reuses it when index_epoch has not moved and the key matches; otherwise the packet
-  // takes the full lookup. Pass 2 prefetches each window's record line kAhead packets ahead.
-  constexpr uint32_t kAhead = 4;
-  uint32_t cand[kMaxBurst], pos[kMaxBurst];
+  // A software pipeline over the burst: packet j + kSlotAhead has its index entry read by tag
+  // alone (its line was prefetched with the hash) and its candidate slot prefetched, packet
+  // j + kRecordAhead its record line prefetched (its slot has arrived), packet j is accounted.
+  // Spreading the misses keeps the core's miss buffers from filling (a run of back-to-back
+  // prefetches stalls). A probe is what lookup() finds while the index is unchanged: packet j
+  // reuses it if index_epoch has not moved since and the key matches, else takes the full lookup.
+  constexpr uint32_t kSlotAhead = 20, kRecordAhead = 8;
+  uint32_t cand[kMaxBurst], pos[kMaxBurst], epoch[kMaxBurst];
   for (uint32_t base = 0; base < n; base += kMaxBurst) {
     const uint32_t g = std::min(n - base, kMaxBurst);
-    for (uint32_t j = 0; j < g; ++j) {
+    auto probe = [&](uint32_t j) {
       const uint32_t tag = static_cast<uint32_t>(hashes[base + j]);
       uint32_t p = tag & m.index_mask;
       uint32_t c = kNone;
@@ -594,22 +595,24 @@ void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint
       }
       cand[j] = c;
       pos[j] = p;
+      epoch[j] = m.index_epoch;
       if (c != kNone) {
         const char* line = reinterpret_cast<const char*>(&m.slots[c]);
         __builtin_prefetch(line, 1);
         __builtin_prefetch(line + 64, 1);
       }
-    }
-    const uint32_t epoch = m.index_epoch;
+    };
+    for (uint32_t j = 0; j < std::min(g, kSlotAhead); ++j) probe(j);
     for (uint32_t j = 0; j < g; ++j) {
-      if (j + kAhead < g && cand[j + kAhead] != kNone) {
-        const Slot& f = m.slots[cand[j + kAhead]];
+      if (j + kSlotAhead < g) probe(j + kSlotAhead);
+      if (j + kRecordAhead < g && cand[j + kRecordAhead] != kNone) {
+        const Slot& f = m.slots[cand[j + kRecordAhead]];
         if (f.tail != kNone) __builtin_prefetch(m.chunk(f.tail) + f.n_records % kChunkRecords, 1);
       }
       const uint32_t i = base + j;
       const uint32_t tag = static_cast<uint32_t>(hashes[i]);
       uint32_t s = cand[j], p = pos[j];
-      if (m.index_epoch != epoch || (s != kNone && !(m.slots[s].key == keys[i]))) s = m.lookup(keys[i], tag, &p);
+      if (m.index_epoch != epoch[j] || (s != kNone && !(m.slots[s].key == keys[i]))) s = m.lookup(keys[i], tag, &p);
       s = m.account(keys[i], tag, s, p, ip_lens[i], times[i]);
       if (slots_out) slots_out[i] = s;
       if (verdicts_out) verdicts_out[i] = s == kNoSlot ? int16_t{-1} : m.slots[s].verdict;

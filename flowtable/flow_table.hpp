@@ -103,9 +103,9 @@ class FlowTable {
   // Same result as calling on_packet(keys[i], hashes[i], ip_lens[i], times[i]) for i = 0..n-1
   // in order (slots_out[i] = its return value, verdicts_out[i] = verdict() of that slot right
   // after the packet; either may be null), with the index, slot and record cache misses of the
-  // burst overlapped: in groups of kMaxBurst, the index entries of the whole group are read
-  // and the candidate slots prefetched before the first packet is accounted. Use it from poll
-  // loops, having called prefetch(hashes[i]) as the hashes were computed.
+  // burst overlapped: while packet i is accounted, packet i + 20 has its index entry read and
+  // its candidate slot prefetched, and packet i + 8 its record line. Use it from poll loops,
+  // having called prefetch(hashes[i]) as the hashes were computed.
   static constexpr uint32_t kMaxBurst = 64;
   void on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens, const TimeNs* times,
                 uint32_t n, uint32_t* slots_out, int16_t* verdicts_out = nullptr) noexcept;

@@ -520,8 +520,8 @@ TEST(FlowTableConfig, ValidateSaysWhatToChange) {
   EXPECT_THROW(FlowTable(c, nullptr, nullptr), std::invalid_argument);
 }
 
-// on_burst reuses index probes taken for the whole group before any packet of it is
-// accounted; every way the index can change inside a group (new flows, a full table that
+// on_burst reuses index probes taken up to 20 packets before the packet is accounted; every
+// way the index can change in between (new flows, a full table that
 // reclaims idle flows, idle flows restarting) and tag collisions between different keys must
 // give exactly the packet-by-packet result: slots, verdicts, windows and counters.
 struct BurstCase {
