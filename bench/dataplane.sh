@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The dataplane bench command docs/benchmarks-dataplane.md cites. In each repetition, one after
-# the other on the same CPUs: flowpicd's polling loop and pure forwarding on the same
+# the other on the same CPUs: flowpicd's polling loop, pure forwarding and MAC-swap forwarding on the same
 # recirculating net_ring port (flowpic-dataplane-bench), then dpdk-testpmd io on two net_null
 # ports. Then window-close-to-verdict latency from flowpicd replays. Prints a table (medians).
 #
@@ -79,7 +79,7 @@ for huge in $HUGE; do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "$load" >"$OUT/$tag.load"
     cmd=("$bench" -l "$CPUS" "${mem[@]}" --no-pci --file-prefix "dpb-$$" --log-level lib.eal:warning --
-         --flows "$FLOWS" --seconds "$SECS" --warmup "$WARMUP" --json)
+         --flows "$FLOWS" --seconds "$SECS" --warmup "$WARMUP" --modes forward,macswap,flowpicd --json)
     echo "${cmd[*]}" >"$OUT/$tag.bench.cmd"
     "${cmd[@]}" >"$OUT/$tag.bench.json" 2>"$OUT/$tag.bench.err"
     # The same code with a population that fits in the caches (diagnostic row).
@@ -185,13 +185,16 @@ for h in huges:
                      "%.2f" % med([x[2] for x in v]), " ".join("%.2f/%.2f" % (x[0], x[1]) for x in v)))
     if name in summary:
         nf = summary[name][0]["flows"]
-        a, b = rows.get("flowpicd, %d flows" % nf), rows.get("forward, %d flows" % nf)
-        if a and b:
-            print(hdr % (name, "flowpicd/forward", "%.3f" % (med([x[0] for x in a]) / med([x[0] for x in b])),
-                         "%.3f" % (med([x[1] for x in a]) / med([x[1] for x in b])), "", ""))
+        a = rows.get("flowpicd, %d flows" % nf)
+        for peer in ("forward", "macswap"):
+            b = rows.get("%s, %d flows" % (peer, nf))
+            if a and b:
+                print(hdr % (name, "flowpicd/" + peer, "%.3f" % (med([x[0] for x in a]) / med([x[0] for x in b])),
+                             "%.3f" % (med([x[1] for x in a]) / med([x[1] for x in b])), "", ""))
     print("%-13s load average (1 min) before each run: %s" % (name, " ".join("%.2f" % l for l in loads)))
 print("   flowpicd = dataplane/worker.cpp lcore_main (parse, flow_hash, FlowTable::on_burst, action, tx) on 1 lcore;")
-print("   forward = rx burst -> tx burst on the same net_ring port; testpmd = io forwarding on 2 net_null ports, 1 lcore")
+print("   forward = rx burst -> tx burst on the same net_ring port; macswap = the same forwarding swapping each frame's MACs")
+print("   (l2fwd's per-packet work: touches the mbuf header and frame as flowpicd must); testpmd = io forwarding on 2 net_null ports, 1 lcore")
 
 for name, (j, e) in summary.items():
     print("\n== memory (%s; %d flows in a table of %d, %d packets untracked)" % (name, e["flows_in_table"], e["table_capacity"], e["untracked"]))
