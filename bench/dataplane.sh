@@ -6,7 +6,9 @@
 #
 #   bench/dataplane.sh [BUILD_DIR]        (default: build; builds what it runs first)
 #
-# Environment: RUNS=3, FLOWS=1048576, SMALL_FLOWS=4096 (diagnostic cache-resident population), SECS=5 (measured seconds per mode), WARMUP=2,
+# Environment: RUNS=3, FLOWS=1048576, SMALL_FLOWS=4096 (diagnostic cache-resident population;
+# it also runs with SMALL_ROUNDS=64 mbufs per flow: the same cache-resident table fed by cold
+# mbufs), SECS=5 (measured seconds per mode), WARMUP=2,
 # HUGE="0 1" (memory setups to run: 0 = --no-huge, 1 = 2 MiB hugepages, reserved here as root
 # and given back at the end), HUGEPAGES=1536 (pages to reserve), CPUS=0-1 (EAL -l: main + one
 # polling lcore), MODEL=models/default.fpm (else a test model from dp_make_model),
@@ -19,6 +21,7 @@ build="${1:-$repo/build}"
 RUNS="${RUNS:-3}"
 FLOWS="${FLOWS:-1048576}"
 SMALL_FLOWS="${SMALL_FLOWS:-4096}"
+SMALL_ROUNDS="${SMALL_ROUNDS:-64}"
 SECS="${SECS:-5}"
 WARMUP="${WARMUP:-2}"
 HUGE="${HUGE:-0 1}"
@@ -87,6 +90,12 @@ for huge in $HUGE; do
            --flows "$SMALL_FLOWS" --seconds "$SECS" --warmup "$WARMUP" --json)
     echo "${small[*]}" >"$OUT/$tag.small.cmd"
     "${small[@]}" >"$OUT/$tag.small.json" 2>"$OUT/$tag.small.err" || true
+    # That table fed by SMALL_FLOWS x SMALL_ROUNDS cold mbufs: what the feed costs flowpicd.
+    rounds=("$bench" -l "$CPUS" "${mem[@]}" --no-pci --file-prefix "dpb-$$" --log-level lib.eal:warning --
+            --flows "$SMALL_FLOWS" --packets-per-flow "$SMALL_ROUNDS" --seconds "$SECS" --warmup "$WARMUP"
+            --modes macswap,flowpicd --json)
+    echo "${rounds[*]}" >"$OUT/$tag.rounds.cmd"
+    "${rounds[@]}" >"$OUT/$tag.rounds.json" 2>"$OUT/$tag.rounds.err" || true
     tp_mem=("${mem[@]}")
     if [ "$huge" = 0 ]; then tp_mem=(--no-huge -m 1024); fi
     echo "$testpmd -l $CPUS ${tp_mem[*]} --no-pci --vdev net_null0 --vdev net_null1 --file-prefix dpb-tp-$$ -- --forward-mode=io --stats-period 1" >"$OUT/$tag.testpmd.cmd"
@@ -157,7 +166,7 @@ def load_bench(path):
 def row(run):
     return (run["mpps"], run["mpps_per_cpu_s"], run["cpu_seconds"] / run["seconds"])
 
-print("\n== throughput, median of %d runs (each run back to back: flowpicd+forward, small population, testpmd)" % runs)
+print("\n== throughput, median of %d runs (each run back to back: flowpicd+forward+macswap, small population, small table with cold mbufs, testpmd)" % runs)
 print("   wall = packets / wall-clock s; cpu = packets / CPU-s the polling thread got; share = CPU-s / s (cores are shared)")
 hdr = "%-13s %-24s %9s %9s %6s   %s"
 print(hdr % ("memory", "what", "wall Mpps", "cpu Mpps", "share", "per run (wall/cpu)"))
@@ -167,12 +176,13 @@ for h in huges:
     rows, loads = {}, []
     for r in range(1, runs + 1):
         tag = "huge%s-run%d" % (h, r)
-        for suffix in (".bench.json", ".small.json"):
+        for suffix in (".bench.json", ".small.json", ".rounds.json"):
             j, modes = load_bench(os.path.join(out, tag + suffix))
             if j is None: continue
             if suffix == ".bench.json" and "flowpicd" in modes: summary.setdefault(name, (j, modes["flowpicd"]["extra"]))
             for m, run in modes.items():
-                rows.setdefault("%s, %d flows" % (m, j["flows"]), []).append(row(run))
+                ppf = j.get("packets_per_flow", 1)
+                rows.setdefault("%s, %d flows%s" % (m, j["flows"], " x %d mbufs each" % ppf if ppf > 1 else ""), []).append(row(run))
         pps, per_cpu = testpmd(os.path.join(out, tag + ".testpmd.log"))
         if pps:
             rows.setdefault("testpmd io, per port", []).append((statistics.mean(pps.values()), per_cpu / 2, float('nan')))
