@@ -32,6 +32,10 @@ class Topology;
 
 // A closed window on its way from an lcore to the builders. Lives in the lcore's
 // rte_mempool (fixed size: `max_records` records follow the header).
+// Window messages a polling lcore takes from its pool at once (LcoreState::msg_stash); every
+// window pool holds that many beyond the ring and the builders' batch.
+constexpr unsigned kWindowMsgStash = 16;
+
 struct WindowMsg {
   WindowInfo info;
   uint64_t close_tsc;  // TSC when the lcore closed it (latency)

@@ -11,6 +11,7 @@
 #include "common/clock.hpp"
 #include "dataplane/config.hpp"
 #include "dataplane/counters.hpp"
+#include "dataplane/pipeline.hpp"  // WindowMsg, kWindowMsgStash
 #include "flowtable/flow_table.hpp"
 
 struct rte_ring;
@@ -88,6 +89,11 @@ struct LcoreState {
   uint64_t ts_flag = 0;
   TscClock tsc;
   TimeNs now = 0;                      // latest time seen (trace) / read (tsc)
+  // Window messages taken from win_pool ahead of need: one pool access per kWindowMsgStash
+  // windows instead of one per window, and the next message is prefetched for writing. They
+  // go back to the pool when the lcore stops (pools are sized with kWindowMsgStash per lcore).
+  void* msg_stash[kWindowMsgStash] = {};
+  uint32_t msg_stashed = 0;
   // State while stopping: the sink may wait so nothing is lost.
   bool flushing = false;
   uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp
@@ -97,7 +103,12 @@ struct LcoreState {
 };
 
 // FlowTable sink: copies the window into a pooled message and enqueues it (never allocates).
+// A full ring or an empty pool drops the window (windows_ring_full, windows_pool_empty) unless
+// the lcore is flushing or its policy is kWait.
 bool window_sink(void* lcore_state, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+
+// Puts the lcore's stashed window messages back into its pool (lcore_main does on stop).
+void return_window_stash(LcoreState& lc);
 
 // rte_eal_remote_launch entry point; arg is a LcoreState*.
 int lcore_main(void* arg);
