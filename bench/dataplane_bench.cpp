@@ -183,15 +183,16 @@ struct RunResult {
   std::string mode;
   double mpps = 0;
   uint64_t packets = 0;
+  uint64_t windows = 0;  // windows_sent during `seconds` (flowpicd)
   double seconds = 0;
   double cpu_seconds = 0;  // CPU time of the polling thread during `seconds`
   nlohmann::json extra = nlohmann::json::object();
 };
 
-// Samples `rx` after the warm-up and after the measured interval; the main lcore meanwhile
-// drains `win_ring` (if any) back into `win_pool`.
+// Samples `rx` (and `windows`, if given) after the warm-up and after the measured interval;
+// the main lcore meanwhile drains `win_ring` (if any) back into `win_pool`.
 RunResult measure(const Options& o, const Counter& rx, rte_ring* win_ring, rte_mempool* win_pool,
-                  uint64_t* windows_drained) {
+                  uint64_t* windows_drained, const Counter* windows = nullptr) {
   using clock = std::chrono::steady_clock;
   auto drain_until = [&](auto until) {
     void* objs[64];
@@ -207,15 +208,18 @@ RunResult measure(const Options& o, const Counter& rx, rte_ring* win_ring, rte_m
   };
   drain_until(clock::now() + std::chrono::duration<double>(o.warmup));
   const uint64_t p0 = rx.get();
+  const uint64_t w0 = windows ? windows->get() : 0;
   const double c0 = thread_cpu_s(g_worker_thread);
   const auto t0 = clock::now();
   drain_until(t0 + std::chrono::duration<double>(o.seconds));
   const uint64_t p1 = rx.get();
+  const uint64_t w1 = windows ? windows->get() : 0;
   const double c1 = thread_cpu_s(g_worker_thread);
   const auto t1 = clock::now();
   RunResult r;
   r.cpu_seconds = c1 - c0;
   r.packets = p1 - p0;
+  r.windows = w1 - w0;
   r.seconds = std::chrono::duration<double>(t1 - t0).count();
   r.mpps = static_cast<double>(r.packets) / r.seconds / 1e6;
   return r;
@@ -359,9 +363,7 @@ int main(int argc, char** argv) {
     stop = false;
     uint64_t drained = 0;
     rte_eal_remote_launch(lcore_main, lc.get(), worker);
-    const uint64_t w0 = lc->c.windows_sent.get();
-    RunResult r = measure(o, lc->c.rx, win_ring, win_pool, &drained);
-    const uint64_t w1 = lc->c.windows_sent.get();
+    RunResult r = measure(o, lc->c.rx, win_ring, win_pool, &drained, &lc->c.windows_sent);
     const FlowTableCounters ftc = lc->table->counters();  // sampled while running: slightly stale is fine
     const uint32_t live_flows = lc->table->size();
     stop = true;
@@ -389,7 +391,7 @@ int main(int argc, char** argv) {
                {"untracked", c.untracked.get()},
                {"parse_ok", c.parse[static_cast<std::size_t>(ParseResult::kOk)].get()},
                {"tx_full", c.tx_full.get()},
-               {"windows_per_s", static_cast<double>(w1 - w0) / r.seconds},
+               {"windows_per_s", static_cast<double>(r.windows) / r.seconds},
                {"windows_ring_full", c.windows_ring_full.get()},
                {"windows_pool_empty", c.windows_pool_empty.get()},
                {"window_pool_bytes", static_cast<uint64_t>(rte_mempool_calc_obj_size(
