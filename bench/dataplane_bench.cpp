@@ -331,7 +331,7 @@ int main(int argc, char** argv) {
     // The lcore exactly as dataplane/app.cpp wires it, with the window ring and pool of
     // dataplane/pipeline.cpp and live (TSC) time as configs/inline.yaml.
     ClassTable classes;
-    const uint32_t win_pool_size = o.window_ring + 64 + 64 + kWindowMsgStash;
+    const uint32_t win_pool_size = window_pool_size(o.window_ring, PipelineOptions{}.batch);
     rte_ring* win_ring = rte_ring_create("dpb_win", o.window_ring, socket, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
     rte_mempool* win_pool = rte_mempool_create("dpb_winpool", win_pool_size,
                                                static_cast<unsigned>(WindowMsg::bytes_for(o.max_records)), 0, 0, nullptr,

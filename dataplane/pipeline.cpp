@@ -163,7 +163,7 @@ Pipeline::Pipeline(const PipelineOptions& opt, ClassTable& classes, const Topolo
   if (opt_.unknown_below > 0) unknown_id_ = classes_.intern("unknown");
   if (opt_.infer_cpus.empty()) opt_.infer_cpus.emplace_back();
   lanes_.resize(opt_.lcores);
-  const uint32_t pool_size = opt_.ring_size + opt_.batch + 64 + kWindowMsgStash;
+  const uint32_t pool_size = window_pool_size(opt_.ring_size, opt_.batch);
   for (uint32_t i = 0; i < opt_.lcores; ++i) {
     const int socket = i < opt_.lcore_sockets.size() ? opt_.lcore_sockets[i] : SOCKET_ID_ANY;
     const std::string suffix = std::to_string(i);

@@ -30,12 +30,17 @@ namespace flowpic {
 
 class Topology;
 
-// A closed window on its way from an lcore to the builders. Lives in the lcore's
-// rte_mempool (fixed size: `max_records` records follow the header).
-// Window messages a polling lcore takes from its pool at once (LcoreState::msg_stash); every
-// window pool holds that many beyond the ring and the builders' batch.
+// Window messages a polling lcore takes from its pool at once (LcoreState::msg_stash).
 constexpr unsigned kWindowMsgStash = 16;
 
+// Messages in one lcore's window pool: a full ring, a batch in the builder, the lcore's stash,
+// and slack.
+constexpr uint32_t window_pool_size(uint32_t ring_size, uint32_t batch) {
+  return ring_size + batch + kWindowMsgStash + 64;
+}
+
+// A closed window on its way from an lcore to the builders. Lives in the lcore's
+// rte_mempool (fixed size: `max_records` records follow the header).
 struct WindowMsg {
   WindowInfo info;
   uint64_t close_tsc;  // TSC when the lcore closed it (latency)

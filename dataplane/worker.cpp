@@ -197,9 +197,9 @@ static void serve_query(LcoreState& lc) noexcept {
 // both spread over the parse of the burst being processed, and is processed in iteration
 // i + 2: parse_stage, then account_stage, whose FlowTable::on_burst overlaps the index, slot
 // and record misses of the burst. So the two mbuf misses are paid behind a whole burst of
-// work instead of one after the other. At 1M flows every packet
-// touches about six cold cache lines (mbuf header, packet data, index entry, two slot lines,
-// record); measured in docs/benchmarks-dataplane.md. A held burst waits at most two polls.
+// work instead of one after the other. At 1M flows every packet touches about six cold cache
+// lines (mbuf header, packet data, index entry, two slot lines, record); measured in
+// docs/benchmarks-dataplane.md. A held burst waits at most two polls.
 
 // The younger bursts' mbuf prefetches, issued one per parsed packet: a run of 32 back-to-back
 // prefetches of cold lines fills the core's miss buffers and stalls it until lines arrive.
