@@ -360,6 +360,7 @@ int main(int argc, char** argv) {
     tc.window.min_packets = std::min<uint32_t>(10, o.window_packets);
     tc.max_records = o.max_records;
     lc->table = std::make_unique<FlowTable>(tc, &window_sink, lc.get(), 0);
+    lc->sweep = SweepPacer(tc.capacity, sweep_period(tc.idle_timeout_ns), lc->tsc.to_ns(rte_rdtsc()));  // as app.cpp
     stop = false;
     uint64_t drained = 0;
     rte_eal_remote_launch(lcore_main, lc.get(), worker);

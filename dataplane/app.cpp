@@ -567,6 +567,7 @@ void App::Impl::setup_lcores() {
     } catch (const std::exception& e) {
       throw StartError(std::string("flow_table: ") + e.what());
     }
+    lc->sweep = SweepPacer(cfg.table_capacity, sweep_period(seconds_to_ns(cfg.idle_timeout_s)), lc->tsc.to_ns(start_tsc));
     if (rte_lcore_is_enabled(lc->lcore_id) == 0)
       throw StartError("EAL did not enable lcore " + std::to_string(lc->lcore_id) + " for CPU " + std::to_string(lc->cpu));
     lcores.push_back(std::move(lc));

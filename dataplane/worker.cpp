@@ -342,12 +342,11 @@ int lcore_main(void* arg) {
     oldest.n = oldest.nip = 0;
     drain_verdicts(lc);
     serve_query(lc);
-    // Live time moves on without packets: sweep every iteration (idle flows, ended windows).
-    // Under a full burst an eighth of the budget keeps up (1M slots in about a quarter of a
-    // second at line rate) and saves the sweep's cache misses for the packets; idle loops
-    // sweep fully.
+    // Live time moves on without packets: sweep (idle flows, ended windows). After a full
+    // burst only the slots the elapsed time owes (the table once per sweep period), keeping
+    // the sweep's cache misses off the packets; polls with time to spare sweep a whole budget.
     if (on_tsc())
-      lc.table->expire(lc.now, n_done == kBurst ? std::max<uint32_t>(1, lc.expire_budget / 8) : lc.expire_budget);
+      if (const uint32_t b = lc.sweep.budget(lc.now, n_done == kBurst, lc.expire_budget)) lc.table->expire(lc.now, b);
     bool empty = true;
     for (unsigned k = 0; k < kLast; ++k) empty = empty && at(it, k).n == 0;
     if (stopping && empty) break;

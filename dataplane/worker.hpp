@@ -12,6 +12,7 @@
 #include "dataplane/config.hpp"
 #include "dataplane/counters.hpp"
 #include "dataplane/pipeline.hpp"  // WindowMsg, kWindowMsgStash
+#include "dataplane/sweep_pacer.hpp"
 #include "flowtable/flow_table.hpp"
 
 struct rte_ring;
@@ -96,7 +97,8 @@ struct LcoreState {
   uint32_t msg_stashed = 0;
   // State while stopping: the sink may wait so nothing is lost.
   bool flushing = false;
-  uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp
+  uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp: most slots per sweep
+  SweepPacer sweep;                   // live time: slots owed to the sweep (init_sweep)
   uint32_t since_sweep = 0;           // trace time: packets since the last sweep
   LcoreCounters c;
   FlowQuery query;

@@ -173,3 +173,41 @@ TEST(Clock, TscConversionIsExact) {
   EXPECT_NEAR(static_cast<double>(c.to_ns(1000 + 2'500'000'000ULL)), 6e9, 2.0);
   EXPECT_NEAR(static_cast<double>(c.to_ns(1000 + 25'000'000'000'000ULL)), 5e9 + 1e13, 1e4);  // ~2.8 h later
 }
+
+TEST(SweepPacer, PeriodIsAnEighthOfTheIdleTimeoutWithinBounds) {
+  EXPECT_EQ(sweep_period(30 * kNsPerSec), kNsPerSec);           // configs' 30 s: once a second
+  EXPECT_EQ(sweep_period(4 * kNsPerSec), kNsPerSec / 2);
+  EXPECT_EQ(sweep_period(kNsPerMs), kNsPerMs);                   // never below 1 ms
+}
+
+TEST(SweepPacer, BusyPollsSweepTheTableOncePerPeriod) {
+  // 1000 slots per second; a full burst every 0.1 ms for 3 s.
+  SweepPacer p(1000, kNsPerSec, 0);
+  uint64_t swept = 0, calls = 0;
+  for (TimeNs t = 100'000; t <= 3 * kNsPerSec; t += 100'000) {
+    const uint32_t b = p.budget(t, true, 64);
+    EXPECT_TRUE(b == 0 || (b >= SweepPacer::kMinRun && b <= 64)) << b;
+    swept += b;
+    calls += b > 0;
+  }
+  EXPECT_GE(swept, 3000u - SweepPacer::kMinRun);  // what is owed, less a run not yet due
+  EXPECT_LE(swept, 3000u);
+  EXPECT_EQ(calls, swept / SweepPacer::kMinRun);  // in runs of kMinRun, not a slot per poll
+}
+
+TEST(SweepPacer, PollsWithTimeToSpareSweepAWholeBudget) {
+  SweepPacer p(1'000'000, kNsPerSec, 0);
+  EXPECT_EQ(p.budget(1000, false, 64), 64u);
+  EXPECT_EQ(p.budget(2000, false, 64), 64u);
+  EXPECT_EQ(p.budget(3000, true, 64), 0u);  // 1 slot owed per us: under a run
+}
+
+TEST(SweepPacer, OwesAtMostOneTableAndSurvivesTimeGoingBack) {
+  SweepPacer p(100, kNsPerSec, 0);
+  // An hour without a poll owes one table, not 3600: 100 slots, then the rate again.
+  uint64_t swept = 0;
+  for (int i = 0; i < 10; ++i) swept += p.budget(3600 * kNsPerSec, true, 64);
+  EXPECT_EQ(swept, 100u);
+  EXPECT_EQ(p.budget(3600 * kNsPerSec - 5, true, 64), 0u);  // a clock step back owes nothing
+  EXPECT_EQ(p.budget(3600 * kNsPerSec + kNsPerSec / 10, true, 64), 10u);
+}
