@@ -98,7 +98,7 @@ struct LcoreState {
   // State while stopping: the sink may wait so nothing is lost.
   bool flushing = false;
   uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp: most slots per sweep
-  SweepPacer sweep;                   // live time: slots owed to the sweep (init_sweep)
+  SweepPacer sweep;                   // live time: slots owed to the sweep (set up with the table)
   uint32_t since_sweep = 0;           // trace time: packets since the last sweep
   LcoreCounters c;
   FlowQuery query;

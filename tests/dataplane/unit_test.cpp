@@ -1,5 +1,5 @@
 // Unit tests of flowpicd's pieces that need no DPDK runtime: config validation, the DSCP
-// rewrite, the latency histogram.
+// rewrite, the latency histogram, the TSC clock, the sweep pacer.
 #include <gtest/gtest.h>
 
 #include <random>
