@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential pkg-config meson ninja-build cmake
   dpdk dpdk-dev libdpdk-dev            # dataplane (22.11), dpdk-testpmd, dpdk-telemetry.py
-  libdnnl-dev                          # CNN inference and training (oneDNN 2.6)
+  libdnnl-dev ocl-icd-opencl-dev       # CNN inference and training (oneDNN 2.6); its CMake config needs OpenCL
   libtbb-dev libhwloc-dev              # FlowPic builders, core placement
   libspdlog-dev libpcap-dev            # logs, offline capture reading
   libgtest-dev libgmock-dev            # tests
