@@ -9,6 +9,7 @@
 
 #include "flowtable/flow_table.hpp"
 #include "picbuilder/flowpic.hpp"
+#include "tools/selection.hpp"
 
 namespace flowpic::cli {
 
@@ -43,6 +44,16 @@ struct PictureArgs {
   float clip = 255.f;
   void add_to(CLI::App* sub);
   PictureConfig make(const WindowPolicy& window) const;  // throws UsageError
+};
+
+// Window selection shared by train and eval (tools/selection.hpp): sources, by-capture folds, caps.
+struct SelectionArgs {
+  std::vector<std::string> sources, exclude_sources, captures, exclude_captures;
+  std::string fold, side = "all";
+  uint32_t cap = 0;
+  uint64_t cap_seed = 1;
+  void add_to(CLI::App* sub);
+  WindowSelection make() const;  // throws UsageError
 };
 
 // Duration option text "30", "30s", "500ms", "2m" -> ns. Throws UsageError.

@@ -29,6 +29,38 @@ void set_command_line(int argc, char** argv) {
 bool progress_enabled() { return g_progress; }
 void set_progress_enabled(bool on) { g_progress = on; }
 
+void SelectionArgs::add_to(CLI::App* sub) {
+  sub->add_option("--source", sources, "use only windows of these sources (corpus datasets; repeatable or comma-separated)")->delimiter(',');
+  sub->add_option("--exclude-source", exclude_sources, "leave these sources out (leave-one-source-out)")->delimiter(',');
+  sub->add_option("--capture", captures, "use only these captures (dataset source names, e.g. ode-flow/val; repeatable)")->delimiter(',');
+  sub->add_option("--exclude-capture", exclude_captures, "leave these captures out (repeatable)")->delimiter(',');
+  sub->add_option("--fold", fold, "by-capture split K/N: captures are hashed into N folds, fold K is the test side");
+  sub->add_option("--side", side, "with --fold: train (every fold but K), test (fold K) or all")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"all", "train", "test"}));
+  sub->add_option("--cap", cap, "at most this many windows per (source, class), a seeded random subset (0 = all)")->capture_default_str();
+  sub->add_option("--cap-seed", cap_seed, "seed of the --cap subset")->capture_default_str();
+}
+
+WindowSelection SelectionArgs::make() const {
+  WindowSelection s;
+  s.sources = sources;
+  s.exclude_sources = exclude_sources;
+  s.captures = captures;
+  s.exclude_captures = exclude_captures;
+  s.cap = cap;
+  s.seed = cap_seed;
+  if (!fold.empty()) {
+    std::string err;
+    if (!parse_fold(fold, s.fold, s.folds, &err)) throw UsageError("--fold '" + fold + "': " + err);
+    if (side == "all") throw UsageError("--fold needs --side train or --side test");
+  } else if (side != "all") {
+    throw UsageError("--side " + side + " needs --fold K/N");
+  }
+  s.side = side == "train" ? WindowSelection::Side::kTrain : side == "test" ? WindowSelection::Side::kTest : WindowSelection::Side::kAll;
+  return s;
+}
+
 void PictureArgs::add_to(CLI::App* sub) {
   sub->add_option("--resolution", resolution, "picture side R (R x R bins)")->capture_default_str()->check(CLI::Range(4, 1500));
   sub->add_option("--time-axis", time_axis, "x axis: span (scaled to the window), fixed (0..horizon), log (log-time); auto = span for time windows, log for count windows")

@@ -5,11 +5,15 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
+#include "tools/class_map.hpp"
 #include "tools/cli.hpp"
+#include "tools/corpus.hpp"
 #include "tools/dataset.hpp"
 #include "tools/odeflow.hpp"
 #include "tools/pcap_dataset.hpp"
+#include "tools/selection.hpp"
 
 namespace flowpic::cli {
 
@@ -20,7 +24,7 @@ void print_summary(const WindowDataset& ds) {
   std::vector<uint64_t> windows(ds.classes.size(), 0), packets(ds.classes.size(), 0);
   std::vector<std::set<std::pair<uint32_t, std::string>>> flows(ds.classes.size());
   std::vector<std::set<uint32_t>> sources(ds.classes.size());
-  const bool keyed = ds.origin.value("kind", "") != "ode-flow";
+  const bool keyed = ds.origin.value("kind", "") == "pcap";
   for (const auto& w : ds.windows) {
     ++windows[w.label];
     packets[w.label] += w.info.packets;
@@ -36,6 +40,23 @@ void print_summary(const WindowDataset& ds) {
                 sources[c].size(), static_cast<unsigned long long>(packets[c]));
   }
   std::printf("%-*s %9zu\n", static_cast<int>(width), "total", ds.windows.size());
+  if (ds.origin.value("kind", "") != "corpus") return;
+  // Windows by source and class: what a leave-one-source-out run can test.
+  std::map<std::string, std::vector<uint64_t>> by_source;
+  for (const auto& w : ds.windows) {
+    auto& row = by_source[window_source(ds, w.source)];
+    row.resize(ds.classes.size());
+    ++row[w.label];
+  }
+  std::printf("\n%-14s", "source");
+  for (const auto& c : ds.classes) std::printf(" %*s", static_cast<int>(std::max<size_t>(c.size(), 8)), c.c_str());
+  std::printf("\n");
+  for (const auto& [src, row] : by_source) {
+    std::printf("%-14s", src.c_str());
+    for (size_t c = 0; c < ds.classes.size(); ++c)
+      std::printf(" %*llu", static_cast<int>(std::max<size_t>(ds.classes[c].size(), 8)), static_cast<unsigned long long>(row[c]));
+    std::printf("\n");
+  }
 }
 
 }  // namespace
@@ -61,6 +82,90 @@ void add_dataset(CLI::App& app, Action* action) {
       d.origin["command"] = command_line();
       save_dataset(d, ode->out);
       spdlog::info("wrote {} windows of {} classes to {}", d.windows.size(), d.classes.size(), ode->out);
+      print_summary(d);
+      return 0;
+    };
+  });
+
+  // --- corpus
+  struct CorpusArgs {
+    std::string data = "../shared/data", class_map = "corpus/class-map.csv", window = "count:20", out, sources;
+    bool raw_labels = false;
+    uint32_t min_packets = 20, max_windows = 30, max_captures = 0, capacity = 1u << 16;
+    std::string idle = "30s";
+  };
+  auto ca = std::make_shared<CorpusArgs>();
+  auto* c = ds->add_subcommand("corpus",
+      "every source of ../shared/data (ode-flow ndpi requet vca video-traffic trafficleak fgnet learnlive) -> one dataset, "
+      "labels mapped by a versioned class map, each window keeping its source and capture");
+  c->add_option("--data", ca->data, "the shared data directory (read its PROVENANCE.md)")->capture_default_str();
+  c->add_option("--class-map", ca->class_map, "(source, raw label) -> class mapping file")->capture_default_str();
+  c->add_flag("--raw-labels", ca->raw_labels, "keep the sources' raw labels as classes (application id: fgnet apps, nDPI category/app)");
+  c->add_option("--sources", ca->sources, "comma-separated sources to import (default: all)");
+  c->add_option("--window", ca->window, "window policy: count:PACKETS or time:SECONDS")->capture_default_str();
+  c->add_option("--min-packets", ca->min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  c->add_option("--max-windows", ca->max_windows, "windows kept per unidirectional flow, from its start (0 = all)")->capture_default_str();
+  c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source (0 = all)")->capture_default_str();
+  c->add_option("--flow-capacity", ca->capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
+  c->add_option("--idle-timeout", ca->idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
+  c->add_option("-o,--output", ca->out, "dataset file to write")->required();
+  c->callback([action, ca] {
+    *action = [ca] {
+      CorpusOptions opt;
+      std::string err;
+      if (!parse_window_spec(ca->window, opt.table.window, &err)) throw UsageError("--window: " + err);
+      opt.table.window.min_packets = ca->min_packets;
+      opt.table.window.max_windows = ca->max_windows;
+      opt.table.capacity = ca->capacity;
+      opt.table.idle_timeout_ns = parse_duration(ca->idle, "--idle-timeout");
+      const std::string cfg_err = opt.table.validate();
+      if (!cfg_err.empty()) throw UsageError("flow table: " + cfg_err);
+      opt.data_dir = ca->data;
+      opt.max_captures = ca->max_captures;
+      opt.progress = progress_enabled();
+      std::unique_ptr<ClassMap> map;
+      if (!ca->raw_labels) {
+        map = std::make_unique<ClassMap>(ClassMap::load(ca->class_map));
+        opt.map = map.get();
+      }
+      std::vector<std::string> sources;
+      if (ca->sources.empty()) {
+        sources = corpus_source_names();
+      } else {
+        std::string item;
+        std::stringstream ss(ca->sources);
+        while (std::getline(ss, item, ','))
+          if (!item.empty()) sources.push_back(item);
+      }
+      std::vector<SourceReport> reps;
+      WindowDataset d;
+      try {
+        d = build_corpus(sources, opt, &reps);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--sources: ") + e.what());
+      }
+      nlohmann::json per_source = nlohmann::json::object();
+      for (const auto& r : reps) {
+        for (const auto& w : r.warnings) spdlog::warn("{}", w);
+        spdlog::info("{}: {} captures, {} packets, {} windows: {} kept, {} dropped by the map, {} unmapped, {} unlabelled ({:.1f} s)",
+                     r.name, r.captures, r.packets, r.windows, r.kept, r.dropped_by_map, r.unmapped, r.unlabelled, r.seconds);
+        per_source[r.name] = {{"captures", r.captures}, {"packets", r.packets}, {"windows", r.windows}, {"kept", r.kept},
+                              {"dropped_by_map", r.dropped_by_map}, {"unmapped", r.unmapped}, {"unlabelled", r.unlabelled},
+                              {"warnings", r.warnings.size()}};
+      }
+      d.origin = {{"kind", "corpus"},
+                  {"data", ca->data},
+                  {"class_map", map ? nlohmann::json({{"path", map->path()}, {"version", map->version()},
+                                                      {"crc32", fmt::format("{:08x}", map->crc32())}})
+                                    : nlohmann::json("raw labels")},
+                  {"max_windows_per_flow", ca->max_windows},
+                  {"max_captures", ca->max_captures},
+                  {"idle_timeout_ns", opt.table.idle_timeout_ns},
+                  {"sources", per_source},
+                  {"command", command_line()}};
+      save_dataset(d, ca->out);
+      spdlog::info("wrote {} windows of {} classes from {} captures to {}", d.windows.size(), d.classes.size(),
+                   d.sources.size(), ca->out);
       print_summary(d);
       return 0;
     };

@@ -177,7 +177,10 @@ std::string LabelIndex::join_key(const std::string& pcap, uint8_t proto, uint8_t
 
 LabelIndex::LabelIndex(const std::vector<NdpiFlowRow>& rows, LabelColumn column, const std::string& min_confidence) {
   for (const auto& r : rows) {
-    const std::string& label = column == LabelColumn::kCategory ? r.category : r.app;
+    const std::string label = column == LabelColumn::kCategory ? r.category
+                              : column == LabelColumn::kApp    ? r.app
+                              : r.category.empty()             ? std::string()
+                                                               : r.category + "/" + r.app;
     if (label.empty() || (!min_confidence.empty() && r.confidence != min_confidence)) {
       ++rows_filtered_;
       continue;

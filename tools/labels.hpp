@@ -46,7 +46,8 @@ std::vector<NdpiFlowRow> read_ndpi_labels(const std::string& path, std::vector<s
 std::vector<NdpiFlowRow> parse_ndpi_labels(std::string_view text, const std::string& what,
                                            std::vector<std::string>* skipped = nullptr);
 
-enum class LabelColumn { kCategory, kApp };
+// kCategoryApp: "category/app" (the corpus's nDPI raw label; rows without a category are filtered).
+enum class LabelColumn { kCategory, kApp, kCategoryApp };
 
 // Lookup from (pcap basename, protocol, unordered endpoint pair) to a label. Both directions
 // of a flow get its label. Keys seen with two different labels are ambiguous and dropped.

@@ -51,4 +51,21 @@ void OfflinePipeline::run_pcap(const std::string& path, Progress* progress, std:
   }
 }
 
+void OfflinePipeline::begin_capture() {
+  ++counters_.pcaps;
+  step_.now = 0;
+  fed_ = 0;
+}
+
+void OfflinePipeline::feed(const FlowKey& key, TimeNs ts, uint32_t ip_len) {
+  if (ts < step_.now) ++step_.clock_backwards;
+  else step_.now = ts;
+  step_.parse.add(ParseResult::kOk);
+  if (table_->on_packet(key, flow_hash(key), ip_len, ts) == FlowTable::kNoSlot) ++step_.untracked;
+  ++counters_.packets;
+  if (++fed_ % kSweepEveryPackets == 0) table_->expire(step_.now, kSweepBudget);
+}
+
+void OfflinePipeline::end_capture() { table_->flush(step_.now); }
+
 }  // namespace flowpic

@@ -39,6 +39,14 @@ class OfflinePipeline {
   // a corrupt record ends the capture early, counted and reported in *warning.
   void run_pcap(const std::string& path, Progress* progress = nullptr, std::string* warning = nullptr);
 
+  // Packets that come as records rather than frames (the corpus importers of text sources:
+  // sizes, times and a flow per record). begin_capture() restarts the clock, feed() accounts
+  // one packet of `key` exactly as packet_step would after parsing (same table, same sweep
+  // cadence), end_capture() flushes every open window.
+  void begin_capture();
+  void feed(const FlowKey& key, TimeNs ts, uint32_t ip_len);
+  void end_capture();
+
   const PipelineCounters& counters() const noexcept { return counters_; }
   const PacketStepState& step_state() const noexcept { return step_; }  // parse counters across captures
   const FlowTableCounters& table_counters() const noexcept;
@@ -51,6 +59,7 @@ class OfflinePipeline {
   std::unique_ptr<FlowTable> table_;
   PacketStepState step_;
   PipelineCounters counters_;
+  uint64_t fed_ = 0;  // packets fed since begin_capture()
 };
 
 }  // namespace flowpic
