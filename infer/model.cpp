@@ -195,6 +195,7 @@ std::string Model::to_bytes() const {
                         {"name", info_.name},
                         {"picture", pic},
                         {"classes", info_.classes},
+                        {"temperature", info_.temperature},
                         {"training", info_.training},
                         {"tensors", tensors}};
     header = h.dump(1);
@@ -307,6 +308,11 @@ std::shared_ptr<const Model> Model::from_bytes(const std::string& bytes, const s
     info.name = h.at("name").get<std::string>();
     info.classes = h.at("classes").get<std::vector<std::string>>();
     if (h.contains("training")) info.training = h["training"];
+    if (h.contains("temperature")) {
+      info.temperature = h.at("temperature").get<double>();
+      if (!(info.temperature >= 0.01 && info.temperature <= 100.0))
+        fail("temperature " + std::to_string(info.temperature) + " is outside [0.01, 100]");
+    }
   } catch (const nlohmann::json::exception& e) {
     fail(std::string("header: ") + e.what());
   }

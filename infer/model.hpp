@@ -41,6 +41,10 @@ struct ModelInfo {
   std::vector<std::string> classes;
   nlohmann::json training = nlohmann::json::object();  // data, split, epochs, seed, accuracy, command
   std::string name = "flowpic";
+  // Temperature scaling of the output (softmax(logits / T)), fitted on held-back captures by
+  // `flowpic train --holdout-by capture`; it changes confidences, never the class. Every
+  // inference path (Network) applies it. 1 = none (files without the field).
+  double temperature = 1.0;
 };
 
 class Model {

@@ -1,5 +1,6 @@
 // oneDNN inference (Network) and training (Trainer) of the two FlowPic architectures.
 #include "infer/network.hpp"
+#include "infer/verdict.hpp"
 
 #include <omp.h>
 
@@ -356,6 +357,7 @@ void Network::forward(int n, float* probs) noexcept {
     return;
   }
   std::memcpy(probs, m.slots[p.out_slot].p, static_cast<size_t>(n) * m.classes * sizeof(float));
+  apply_temperature(probs, static_cast<size_t>(n), m.classes, m.model->info().temperature);
 }
 
 void Network::classify(const float* pictures, int n, float* probs) noexcept {

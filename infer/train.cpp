@@ -43,6 +43,23 @@ float accuracy(const std::vector<int>& predicted, const std::vector<int>& labels
   return static_cast<float>(ok) / static_cast<float>(labels.size());
 }
 
+float balanced_accuracy(const std::vector<int>& predicted, const std::vector<int>& labels, int classes) {
+  std::vector<size_t> ok(static_cast<size_t>(classes), 0), n(static_cast<size_t>(classes), 0);
+  for (size_t i = 0; i < labels.size() && i < predicted.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) continue;
+    ++n[labels[i]];
+    ok[labels[i]] += predicted[i] == labels[i];
+  }
+  double sum = 0;
+  int present = 0;
+  for (int c = 0; c < classes; ++c)
+    if (n[c]) {
+      sum += static_cast<double>(ok[c]) / static_cast<double>(n[c]);
+      ++present;
+    }
+  return present ? static_cast<float>(sum / present) : std::numeric_limits<float>::quiet_NaN();
+}
+
 std::vector<int> predict(const Model& model, const Dataset& data, int batch, int threads, std::vector<float>* probs) {
   check_dataset(data, model.resolution(), model.num_classes());
   const int C = model.num_classes();
@@ -78,6 +95,14 @@ TrainReport train(std::shared_ptr<Model> model, const Dataset& data, const Train
   std::vector<std::vector<size_t>> by_class(C);
   for (size_t i = 0; i < data.size(); ++i) by_class[data.labels[i]].push_back(i);
   std::vector<size_t> train_idx, hold_idx;
+  const bool explicit_holdout = !data.holdout.empty();
+  if (explicit_holdout && data.holdout.size() != data.size())
+    throw std::invalid_argument("train: holdout mask has " + std::to_string(data.holdout.size()) + " entries for " +
+                                std::to_string(data.size()) + " pictures");
+  if (explicit_holdout) {
+    for (auto& idx : by_class) shuffle(idx, rng);  // same draws as the stratified split
+    for (size_t i = 0; i < data.size(); ++i) (data.holdout[i] ? hold_idx : train_idx).push_back(i);
+  } else
   for (auto& idx : by_class) {
     shuffle(idx, rng);
     const size_t h = static_cast<size_t>(std::lround(opt.holdout * static_cast<double>(idx.size())));
@@ -120,7 +145,8 @@ TrainReport train(std::shared_ptr<Model> model, const Dataset& data, const Train
     rep.epochs_run = epoch;
     float acc = std::numeric_limits<float>::quiet_NaN();
     if (!hold.labels.empty()) {
-      acc = accuracy(predict(*model, hold, 256, threads), hold.labels);
+      const auto pred = predict(*model, hold, 256, threads);
+      acc = explicit_holdout ? balanced_accuracy(pred, hold.labels, C) : accuracy(pred, hold.labels);
       rep.holdout_acc.push_back(acc);
       if (best.empty() || acc > rep.best_holdout_acc) {
         rep.best_holdout_acc = acc;

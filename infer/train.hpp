@@ -17,6 +17,11 @@ struct Dataset {
   int R = 32;
   std::vector<float> pictures;  // size() * R * R
   std::vector<int> labels;
+  // Optional explicit holdout (1 = held back), e.g. whole captures: when not empty it replaces
+  // the stratified opt.holdout split, and the held-back score that picks the best epoch is the
+  // balanced accuracy (mean recall over the classes held back), so a large class cannot
+  // outvote the small ones.
+  std::vector<uint8_t> holdout;
   size_t size() const noexcept { return labels.size(); }
   const float* picture(size_t i) const noexcept { return pictures.data() + i * static_cast<size_t>(R) * R; }
 };
@@ -49,5 +54,7 @@ std::vector<int> predict(const Model& model, const Dataset& data, int batch = 64
 
 // Fraction of labels predicted right.
 float accuracy(const std::vector<int>& predicted, const std::vector<int>& labels);
+// Mean recall over the classes present in `labels` (NaN when empty).
+float balanced_accuracy(const std::vector<int>& predicted, const std::vector<int>& labels, int classes);
 
 }  // namespace flowpic

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/clock.hpp"
@@ -52,6 +53,21 @@ std::string verdict_json(const WindowInfo& info, const float* probs, const Verdi
   j["probs"] = std::move(p);
   j["model"] = fmt.model_id;
   return j.dump();
+}
+
+void apply_temperature(float* probs, std::size_t rows, int k, double temperature) noexcept {
+  if (temperature == 1.0 || k <= 0) return;
+  const double inv = 1.0 / temperature;
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* p = probs + r * static_cast<std::size_t>(k);
+    // In log space, shifted by the largest log-probability (no underflow to all zeros).
+    double mx = -1e300;
+    for (int i = 0; i < k; ++i) mx = std::max(mx, std::log(std::max(static_cast<double>(p[i]), 1e-30)) * inv);
+    double sum = 0;
+    for (int i = 0; i < k; ++i) sum += std::exp(std::log(std::max(static_cast<double>(p[i]), 1e-30)) * inv - mx);
+    for (int i = 0; i < k; ++i)
+      p[i] = static_cast<float>(std::exp(std::log(std::max(static_cast<double>(p[i]), 1e-30)) * inv - mx) / sum);
+  }
 }
 
 }  // namespace flowpic

@@ -1,6 +1,7 @@
 // The one place a verdict becomes JSON, so `flowpic classify` and flowpicd print the same lines.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@ struct VerdictFormat {
 
 // Index of the most probable class (ties: lowest index) and its probability.
 int argmax(const float* probs, int classes, float* confidence = nullptr) noexcept;
+
+// Temperature scaling of probabilities in place: p_i^(1/T) renormalised, which equals
+// softmax(logits / T); rows x k values. T = 1 leaves them unchanged. No allocation.
+void apply_temperature(float* probs, std::size_t rows, int k, double temperature) noexcept;
 
 // One JSON object, no trailing newline:
 // {"flow":"udp 1.2.3.4:5 -> 6.7.8.9:10","proto":17,"src":"1.2.3.4","sport":5,"dst":"6.7.8.9","dport":10,

@@ -424,4 +424,64 @@ bool write_confusion_png(const std::string& path, const std::vector<std::vector<
   return save_png(s.get(), path, err);
 }
 
+bool write_reliability_png(const std::string& path, const std::vector<ReliabilityBin>& bins, const std::string& title,
+                           std::string* err) {
+  if (path.empty()) return fail(err, "no output path given");
+  if (bins.empty() || bins.size() > 1000) return fail(err, "need 1..1000 bins");
+  const double fs = 13, plot = 360, left = 64, top = 44, right = 24, bottom = 56;
+  const double w = left + plot + right, h = top + plot + bottom;
+  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h)),
+               cairo_surface_destroy);
+  ContextPtr ctx(cairo_create(s.get()), cairo_destroy);
+  cairo_t* cr = ctx.get();
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  const double bw = plot / static_cast<double>(bins.size());
+  uint64_t most = 1;
+  for (const auto& b : bins) most = std::max(most, b.count);
+  for (std::size_t i = 0; i < bins.size(); ++i) {
+    const auto& b = bins[i];
+    if (!b.count) continue;
+    const double x = left + i * bw;
+    // Bar: accuracy of the bin; its shade says how many windows it holds.
+    uint8_t c[3];
+    ramp(kBlues, static_cast<float>(0.35 + 0.65 * std::sqrt(static_cast<double>(b.count) / static_cast<double>(most))), c);
+    const Rgb rgb = to_rgb(c);
+    cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
+    cairo_rectangle(cr, x + 1, top + plot * (1 - b.accuracy), bw - 2, plot * b.accuracy);
+    cairo_fill(cr);
+    // Gap to the bin's mean confidence, in red.
+    cairo_set_source_rgba(cr, 0.85, 0.1, 0.1, 0.8);
+    cairo_set_line_width(cr, 2);
+    cairo_move_to(cr, x + bw / 2, top + plot * (1 - b.accuracy));
+    cairo_line_to(cr, x + bw / 2, top + plot * (1 - b.confidence));
+    cairo_stroke(cr);
+  }
+  cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
+  cairo_set_line_width(cr, 1);
+  const double dash[] = {4, 4};
+  cairo_set_dash(cr, dash, 2, 0);
+  cairo_move_to(cr, left, top + plot);
+  cairo_line_to(cr, left + plot, top);
+  cairo_stroke(cr);
+  cairo_set_dash(cr, nullptr, 0, 0);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_rectangle(cr, left, top, plot, plot);
+  cairo_stroke(cr);
+  set_font(cr, fs * 0.85);
+  for (int t = 0; t <= 4; ++t) {
+    const double v = t / 4.0;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    text_at(cr, buf, left + plot * v, top + plot + 12, 0.5);
+    text_at(cr, buf, left - 6, top + plot * (1 - v), 1.0);
+  }
+  set_font(cr, fs * 1.1, true);
+  text_at(cr, title, left + plot / 2, top * 0.45, 0.5);
+  set_font(cr, fs);
+  text_at(cr, "confidence (top probability)", left + plot / 2, h - fs * 1.2, 0.5);
+  text_at(cr, "accuracy", fs * 1.0, top + plot / 2, 0.5, -M_PI / 2);
+  return save_png(s.get(), path, err);
+}
+
 }  // namespace flowpic

@@ -40,4 +40,14 @@ bool write_confusion_png(const std::string& path, const std::vector<std::vector<
                          const std::vector<std::string>& classes, const std::string& title,
                          std::string* err = nullptr);
 
+// Reliability diagram: for each confidence bin, the accuracy of the windows in it (bars) against
+// the diagonal of perfect calibration; bins[i] = {mean confidence, accuracy, windows} of bin i
+// (equal-width bins over [0, 1]); empty bins are left blank.
+struct ReliabilityBin {
+  double confidence = 0, accuracy = 0;
+  uint64_t count = 0;
+};
+bool write_reliability_png(const std::string& path, const std::vector<ReliabilityBin>& bins, const std::string& title,
+                           std::string* err = nullptr);
+
 }  // namespace flowpic

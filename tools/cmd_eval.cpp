@@ -2,6 +2,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -19,8 +21,11 @@ void add_eval(CLI::App& app, Action* action) {
   struct Args {
     std::string model, dataset, csv, png, map;
     std::vector<double> thresholds = {0.0, 0.5, 0.7, 0.9};
-    bool json = false;
-    int batch = 256, threads = 1;
+    bool json = false, fit_temperature = false, calibrated = false;
+    int batch = 256, threads = 1, bins = 15;
+    double temperature = 1.0;
+    std::string reliability_png;
+    SelectionArgs sel;
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, confusion matrix and accuracy against coverage");
@@ -36,6 +41,17 @@ void add_eval(CLI::App& app, Action* action) {
                 "dataset class -> model class, e.g. 'Zoom=VoIP,Skype=VoIP' (unknown-application experiment); "
                 "unmapped classes match by name");
   s->add_flag("--json", a->json, "print the report as JSON");
+  a->sel.add_to(s);
+  s->add_option("--temperature", a->temperature, "divide the logits by T before the softmax, on top of the model's own temperature")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100.0));
+  s->add_flag("--calibrated", a->calibrated,
+              "report accuracy at the 90 %-coverage confidence threshold that `flowpic train --holdout-by capture` fitted on its held-back "
+              "captures (the temperature fitted there is in the model and always applied)");
+  s->add_flag("--fit-temperature", a->fit_temperature,
+              "fit T on THESE windows (least negative log-likelihood) and report it: run it on held-back captures, never the test");
+  s->add_option("--bins", a->bins, "confidence bins for the expected calibration error")->capture_default_str()->check(CLI::Range(2, 100));
+  s->add_option("--reliability-png", a->reliability_png, "draw the reliability diagram (accuracy by confidence bin) as a PNG");
   s->add_option("--batch", a->batch, "pictures per inference batch")->capture_default_str()->check(CLI::Range(1, 4096));
   s->add_option("--threads", a->threads, "inference threads")->capture_default_str()->check(CLI::Range(1, 256));
   s->callback([action, a] {
@@ -67,9 +83,14 @@ void add_eval(CLI::App& app, Action* action) {
         auto m = std::find(mclasses.begin(), mclasses.end(), name);
         if (m != mclasses.end()) to_model[c] = static_cast<int>(m - mclasses.begin());
       }
-      std::vector<uint32_t> which;
+      std::vector<uint32_t> which, selected;
+      try {
+        selected = select_windows(ds, a->sel.make());
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
       std::map<std::string, uint64_t> skipped;
-      for (uint32_t i = 0; i < ds.windows.size(); ++i) {
+      for (uint32_t i : selected) {
         if (to_model[ds.windows[i].label] >= 0) which.push_back(i);
         else ++skipped[ds.classes[ds.windows[i].label]];
       }
@@ -82,8 +103,24 @@ void add_eval(CLI::App& app, Action* action) {
         spdlog::warn("dataset windows are {} but the model was trained on {}", window_spec_string(ds.window),
                      window_spec_string(model->info().picture.window));
 
-      const auto probs = predict_windows(model, ds, which, a->batch, a->threads, progress_enabled());
+      auto probs = predict_windows(model, ds, which, a->batch, a->threads, progress_enabled());
       const int k = model->num_classes();
+      double fitted_t = 0;
+      if (a->fit_temperature) {
+        std::vector<int> truth(which.size());
+        for (size_t i = 0; i < which.size(); ++i) truth[i] = to_model[ds.windows[which[i]].label];
+        fitted_t = fit_temperature(probs, truth, k);
+      }
+      double temperature = a->temperature, fitted_threshold = -1;
+      if (a->calibrated) {
+        const auto& tr = model->info().training;
+        if (!tr.contains("calibration") || !tr["calibration"].is_object())
+          throw UsageError("--calibrated: " + a->model + " has no calibration (train it with --holdout-by capture)");
+        fitted_threshold = tr["calibration"].value("threshold_coverage_0.9", -1.0);
+        if (fitted_threshold >= 0 && std::find(a->thresholds.begin(), a->thresholds.end(), fitted_threshold) == a->thresholds.end())
+          a->thresholds.push_back(fitted_threshold);
+      }
+      apply_temperature(probs.data(), which.size(), k, temperature);
       Confusion cm(k);
       std::vector<float> conf(which.size());
       std::vector<uint8_t> correct(which.size());
@@ -94,6 +131,45 @@ void add_eval(CLI::App& app, Action* action) {
         correct[i] = pred == truth;
       }
       const auto cov = accuracy_coverage(conf, correct, a->thresholds);
+      const Calibration cal = calibration(conf, correct, a->bins);
+
+      // Flow level: the windows of one connection (both directions, within one capture) vote
+      // with their mean probabilities, as the appliance's flow verdict would accumulate them.
+      std::map<std::pair<uint32_t, std::string>, std::pair<std::vector<double>, int>> flows;
+      for (size_t i = 0; i < which.size(); ++i) {
+        const auto& w = ds.windows[which[i]];
+        FlowKey key = w.info.key;
+        if (std::memcmp(key.src, key.dst, 16) > 0 || (std::memcmp(key.src, key.dst, 16) == 0 && key.sport > key.dport)) {
+          std::swap_ranges(key.src, key.src + 16, key.dst);
+          std::swap(key.sport, key.dport);
+        }
+        auto& f = flows[{w.source, std::string(reinterpret_cast<const char*>(&key), sizeof key)}];
+        if (f.first.empty()) f.first.assign(static_cast<size_t>(k), 0.0), f.second = to_model[w.label];
+        for (int c = 0; c < k; ++c) f.first[static_cast<size_t>(c)] += probs[i * k + c];
+      }
+      const bool keyed = ds.origin.value("kind", "") != "ode-flow";
+      Confusion flow_cm(k);
+      for (const auto& [id, f] : flows) {
+        int best = 0;
+        for (int c = 1; c < k; ++c)
+          if (f.first[static_cast<size_t>(c)] > f.first[static_cast<size_t>(best)]) best = c;
+        flow_cm.add(f.second, best);
+      }
+      // Per source (corpus datasets): accuracy and windows.
+      std::map<std::string, std::pair<uint64_t, uint64_t>> per_source;
+      for (size_t i = 0; i < which.size(); ++i) {
+        auto& ps = per_source[window_source(ds, ds.windows[which[i]].source)];
+        ++ps.second;
+        ps.first += correct[i];
+      }
+      if (!a->reliability_png.empty()) {
+        std::vector<ReliabilityBin> bins;
+        for (const auto& b : cal.bins) bins.push_back({b.confidence, b.accuracy, b.count});
+        char title[128];
+        std::snprintf(title, sizeof title, "ECE %.3f  (%zu windows)", cal.ece, which.size());
+        std::string err;
+        if (!write_reliability_png(a->reliability_png, bins, title, &err)) throw std::runtime_error(a->reliability_png + ": " + err);
+      }
 
       if (!a->csv.empty()) {
         std::ofstream f(a->csv);
@@ -118,12 +194,41 @@ void add_eval(CLI::App& app, Action* action) {
           c.push_back({{"threshold", p.threshold}, {"coverage", p.coverage}, {"accuracy", p.accuracy}, {"windows", p.covered}});
         j["coverage"] = c;
         j["skipped"] = skipped;
+        j["ece"] = cal.ece;
+        j["temperature"] = temperature;
+        j["model_temperature"] = model->info().temperature;
+        if (fitted_threshold >= 0) j["fitted_threshold"] = fitted_threshold;
+        if (a->fit_temperature) j["fitted_temperature"] = fitted_t;
+        nlohmann::json rel = nlohmann::json::array();
+        for (const auto& b : cal.bins) rel.push_back({{"confidence", b.confidence}, {"accuracy", b.accuracy}, {"windows", b.count}});
+        j["reliability"] = rel;
+        if (keyed) j["flow_level"] = {{"flows", flow_cm.total()}, {"accuracy", flow_cm.accuracy()}, {"macro_f1", flow_cm.macro_f1()},
+                                      {"confusion", flow_cm.to_json(mclasses)}};
+        nlohmann::json src = nlohmann::json::object();
+        for (const auto& [name, v] : per_source)
+          src[name] = {{"windows", v.second}, {"accuracy", v.second ? static_cast<double>(v.first) / v.second : 0.0}};
+        j["per_source"] = src;
+        j["selection"] = {{"sources", a->sel.sources}, {"exclude_sources", a->sel.exclude_sources}, {"fold", a->sel.fold},
+                          {"side", a->sel.side}, {"cap", a->sel.cap}};
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
       }
       std::printf("model     %s\ndataset   %s (%zu windows evaluated)\n", model->id().c_str(), a->dataset.c_str(),
                   which.size());
-      std::printf("accuracy  %.4f\nmacro-F1  %.4f\n\n", cm.accuracy(), cm.macro_f1());
+      std::printf("accuracy  %.4f\nmacro-F1  %.4f\nECE       %.4f (%d bins%s)\n", cm.accuracy(), cm.macro_f1(), cal.ece, a->bins,
+                  fmt::format(", model temperature {:.3f}{}", model->info().temperature,
+                              temperature != 1.0 ? fmt::format(" then {:.3f}", temperature) : std::string()).c_str());
+      if (fitted_threshold >= 0)
+        std::printf("threshold %.4f fitted on the model's held-back captures for 90 %% coverage (row below)\n", fitted_threshold);
+      if (a->fit_temperature) std::printf("fitted temperature %.4f (on these windows)\n", fitted_t);
+      if (keyed)
+        std::printf("flows     %llu: accuracy %.4f, macro-F1 %.4f (mean window probabilities per connection)\n",
+                    static_cast<unsigned long long>(flow_cm.total()), flow_cm.accuracy(), flow_cm.macro_f1());
+      if (per_source.size() > 1)
+        for (const auto& [name, v] : per_source)
+          std::printf("source    %-14s %8llu windows, accuracy %.4f\n", name.c_str(), static_cast<unsigned long long>(v.second),
+                      v.second ? static_cast<double>(v.first) / v.second : 0.0);
+      std::printf("\n");
       std::printf("%s\n", cm.table(mclasses).c_str());
       std::printf("threshold  coverage  accuracy  windows\n");
       for (const auto& p : cov)

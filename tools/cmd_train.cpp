@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -14,7 +15,9 @@
 #include "picbuilder/batch.hpp"
 #include "tools/cli.hpp"
 #include "tools/dataset.hpp"
+#include "tools/metrics.hpp"
 #include "tools/progress.hpp"
+#include "infer/verdict.hpp"
 
 namespace flowpic::cli {
 
@@ -48,6 +51,8 @@ void add_train(CLI::App& app, Action* action) {
     uint64_t seed = 1;
     uint32_t min_windows = 1;
     double max_memory_gb = 8.0;
+    SelectionArgs sel;
+    std::string holdout_by = "window";
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("train", "train a FlowPic CNN on a dataset's windows (pictures built here, config stored in the model)");
@@ -66,6 +71,12 @@ void add_train(CLI::App& app, Action* action) {
   s->add_option("--holdout", a->holdout, "fraction of the dataset held back for early stopping (0 = none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.9));
+  s->add_option("--holdout-by", a->holdout_by,
+                 "window: a stratified random fraction of windows; capture: whole captures (about --holdout of them, "
+                 "hashed), and the best epoch is the one with the best balanced accuracy on them (use for corpus datasets)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"window", "capture"}));
+  a->sel.add_to(s);
   s->add_option("--patience", a->patience, "epochs without holdout improvement before stopping")->capture_default_str()->check(CLI::Range(1, 100000));
   s->add_option("--classes", a->classes, "train on these dataset classes only, e.g. VoIP,Video,Chat");
   s->add_option("--one-vs-all", a->one_vs_all, "binary model: CLASS against all other classes (\"other\")");
@@ -114,8 +125,16 @@ void add_train(CLI::App& app, Action* action) {
       if (classes.size() < 2) throw UsageError("a model needs at least 2 classes; " + std::to_string(classes.size()) + " left");
 
       std::vector<uint32_t> which;
-      for (uint32_t i = 0; i < ds.windows.size(); ++i)
+      const WindowSelection selection = a->sel.make();
+      std::vector<uint32_t> selected;
+      try {
+        selected = select_windows(ds, selection);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+      for (uint32_t i : selected)
         if (to_model[ds.windows[i].label] >= 0) which.push_back(i);
+      if (which.empty()) throw UsageError("no window left to train on after the class and source selection");
       const size_t floats = picture_floats(pic);
       const double gib = static_cast<double>(which.size()) * static_cast<double>(floats) * 4 / (1u << 30);
       if (gib > a->max_memory_gb)
@@ -146,6 +165,15 @@ void add_train(CLI::App& app, Action* action) {
         }
         bar.finish();
         Progress::set_enabled(true);
+      }
+      if (a->holdout_by == "capture" && a->holdout > 0) {
+        const uint32_t folds = std::max<uint32_t>(2, static_cast<uint32_t>(std::lround(1.0 / a->holdout)));
+        data.holdout.resize(which.size());
+        size_t held = 0;
+        for (size_t i = 0; i < which.size(); ++i)
+          held += data.holdout[i] = capture_fold(ds.sources[ds.windows[which[i]].source], folds, 0x5eedull) == 0;
+        spdlog::info("holding back {} windows of whole captures (1 in {} captures) for early stopping", held, folds);
+        if (held == 0 || held == which.size()) throw UsageError("--holdout-by capture left nothing on one side: too few captures");
       }
       std::vector<uint64_t> per_class(classes.size(), 0);
       for (int l : data.labels) ++per_class[l];
@@ -187,6 +215,10 @@ void add_train(CLI::App& app, Action* action) {
       record["epochs_run"] = rep.epochs_run;
       record["best_epoch"] = rep.best_epoch;
       record["holdout"] = a->holdout;
+      record["holdout_by"] = a->holdout_by;
+      record["selection"] = {{"sources", a->sel.sources}, {"exclude_sources", a->sel.exclude_sources},
+                             {"captures", a->sel.captures}, {"exclude_captures", a->sel.exclude_captures}, {"fold", a->sel.fold},
+                             {"side", a->sel.side}, {"cap", a->sel.cap}, {"cap_seed", a->sel.cap_seed}};
       record["holdout_accuracy"] = std::isnan(rep.best_holdout_acc) ? nlohmann::json(nullptr) : nlohmann::json(rep.best_holdout_acc);
       record["train_size"] = rep.train_size;
       record["holdout_size"] = rep.holdout_size;
@@ -200,6 +232,31 @@ void add_train(CLI::App& app, Action* action) {
       record["seconds"] = seconds;
       record["train_seconds"] = rep.seconds;
       record["date"] = utc_now();
+      // Calibration fitted on the held-back captures (never on a test): the temperature with the
+      // least negative log-likelihood there, and the confidence threshold that keeps 90 % of them.
+      if (!data.holdout.empty()) {
+        Dataset hold;
+        hold.R = data.R;
+        for (size_t i = 0; i < data.size(); ++i)
+          if (data.holdout[i]) {
+            hold.pictures.insert(hold.pictures.end(), data.picture(i), data.picture(i) + floats);
+            hold.labels.push_back(data.labels[i]);
+          }
+        std::vector<float> probs;
+        predict(*model, hold, 256, a->threads > 0 ? a->threads : 1, &probs);
+        const int k = static_cast<int>(classes.size());
+        const double t = fit_temperature(probs, hold.labels, k);
+        apply_temperature(probs.data(), hold.size(), k, t);
+        std::vector<float> conf(hold.size());
+        for (size_t i = 0; i < hold.size(); ++i) argmax(probs.data() + i * k, k, &conf[i]);
+        std::vector<float> sorted = conf;
+        std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+        const double thr90 = sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, static_cast<size_t>(0.9 * sorted.size()))];
+        record["calibration"] = {{"fitted_on", "held-back captures"}, {"windows", hold.size()}, {"temperature", t},
+                                 {"threshold_coverage_0.9", thr90}};
+        model->mutable_info().temperature = t;  // every inference path applies it from now on
+        spdlog::info("calibration on the held-back captures: temperature {:.3f}, 90 % coverage at confidence >= {:.4f}", t, thr90);
+      }
       model->mutable_info().training = record;
       model->save(a->out);
       spdlog::info("best epoch {} of {}: holdout accuracy {:.4f}; {:.1f} s; wrote {} ({})", rep.best_epoch, rep.epochs_run,

@@ -1,6 +1,7 @@
 #include "tools/metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace flowpic {
@@ -128,6 +129,57 @@ std::vector<CoveragePoint> accuracy_coverage(const std::vector<float>& confidenc
     out.push_back(p);
   }
   return out;
+}
+
+Calibration calibration(const std::vector<float>& confidence, const std::vector<uint8_t>& correct, int bins) {
+  Calibration c;
+  bins = std::max(1, bins);
+  c.bins.resize(static_cast<size_t>(bins));
+  std::vector<double> conf_sum(static_cast<size_t>(bins), 0), ok(static_cast<size_t>(bins), 0);
+  const size_t n = std::min(confidence.size(), correct.size());
+  for (size_t i = 0; i < n; ++i) {
+    const double p = std::clamp(static_cast<double>(confidence[i]), 0.0, 1.0);
+    const size_t b = std::min(static_cast<size_t>(p * bins), static_cast<size_t>(bins - 1));
+    ++c.bins[b].count;
+    conf_sum[b] += p;
+    ok[b] += correct[i] ? 1 : 0;
+  }
+  for (size_t b = 0; b < c.bins.size(); ++b) {
+    auto& x = c.bins[b];
+    if (!x.count) continue;
+    x.confidence = conf_sum[b] / static_cast<double>(x.count);
+    x.accuracy = ok[b] / static_cast<double>(x.count);
+    c.ece += static_cast<double>(x.count) / static_cast<double>(n) * std::fabs(x.accuracy - x.confidence);
+  }
+  return c;
+}
+
+namespace {
+double nll_at(const std::vector<float>& probs, const std::vector<int>& truth, int k, double t) {
+  std::vector<float> q(probs);
+  apply_temperature(q.data(), truth.size(), k, t);
+  double s = 0;
+  for (size_t r = 0; r < truth.size(); ++r) s -= std::log(std::max(static_cast<double>(q[r * k + truth[r]]), 1e-12));
+  return truth.empty() ? 0 : s / static_cast<double>(truth.size());
+}
+}  // namespace
+
+double fit_temperature(const std::vector<float>& probs, const std::vector<int>& truth, int k) {
+  if (truth.empty() || k <= 0 || probs.size() < truth.size() * static_cast<size_t>(k)) return 1.0;
+  double best_t = 1.0, best = nll_at(probs, truth, k, 1.0);
+  for (double lt = std::log(0.05); lt <= std::log(20.0) + 1e-9; lt += std::log(20.0 / 0.05) / 60) {
+    const double v = nll_at(probs, truth, k, std::exp(lt));
+    if (v < best) best = v, best_t = std::exp(lt);
+  }
+  // Golden-section refinement around the grid's best.
+  double a = best_t / 1.12, b = best_t * 1.12;
+  for (int it = 0; it < 30; ++it) {
+    const double m1 = b - (b - a) / 1.618, m2 = a + (b - a) / 1.618;
+    if (nll_at(probs, truth, k, m1) < nll_at(probs, truth, k, m2)) b = m2;
+    else a = m1;
+  }
+  const double t = (a + b) / 2;
+  return nll_at(probs, truth, k, t) < best ? t : best_t;
 }
 
 }  // namespace flowpic

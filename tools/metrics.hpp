@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "infer/verdict.hpp"
+
 namespace flowpic {
 
 struct ClassScores {
@@ -46,5 +48,22 @@ class Confusion {
 // confidence[i] = top probability of window i, correct[i] = its prediction was right.
 std::vector<CoveragePoint> accuracy_coverage(const std::vector<float>& confidence, const std::vector<uint8_t>& correct,
                                              const std::vector<double>& thresholds);
+
+// Calibration: equal-width confidence bins over [0, 1]; ECE = sum over bins of
+// (windows in bin / all) * |accuracy - mean confidence|.
+struct CalibrationBin {
+  double confidence = 0, accuracy = 0;  // means over the bin's windows (0 when empty)
+  uint64_t count = 0;
+};
+struct Calibration {
+  double ece = 0;
+  std::vector<CalibrationBin> bins;
+};
+Calibration calibration(const std::vector<float>& confidence, const std::vector<uint8_t>& correct, int bins = 15);
+
+// apply_temperature: infer/verdict.hpp.
+// The T in [0.05, 20] (log grid, then refined) with the least mean negative log-likelihood
+// of the true classes. Fit it on held-back captures, never on the test.
+double fit_temperature(const std::vector<float>& probs, const std::vector<int>& truth, int k);
 
 }  // namespace flowpic
