@@ -2,6 +2,7 @@
 // finite differences.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -155,6 +156,28 @@ TEST(NetworkForward, BatchSizeDoesNotChangeResults) {
     net.classify(pics.data() + static_cast<size_t>(k) * 32 * 32, 1, one.data());
     for (int c = 0; c < 4; ++c) EXPECT_NEAR(one[c], all[static_cast<size_t>(k) * 4 + c], 1e-6);
   }
+}
+
+TEST(NetworkForward, AppliesTheModelTemperatureAndItSurvivesTheFile) {
+  auto m = model_with_biases(Arch::kLeNet, 32, 4, 3);
+  auto pics = random_pictures(8, 32, 6);
+  std::vector<float> plain(8 * 4), tempered(8 * 4);
+  Network(m, 8, 1).classify(pics.data(), 8, plain.data());
+  m->mutable_info().temperature = 3.0;
+  auto loaded = Model::from_bytes(m->to_bytes(), "t.fpm");
+  EXPECT_EQ(loaded->info().temperature, 3.0);
+  Network(loaded, 8, 1).classify(pics.data(), 8, tempered.data());
+  // softmax(z / 3) = p^(1/3) renormalised; the class never changes.
+  for (int i = 0; i < 8; ++i) {
+    double sum = 0;
+    for (int c = 0; c < 4; ++c) sum += std::pow(plain[i * 4 + c], 1.0 / 3.0);
+    for (int c = 0; c < 4; ++c) EXPECT_NEAR(tempered[i * 4 + c], std::pow(plain[i * 4 + c], 1.0 / 3.0) / sum, 1e-5);
+    EXPECT_EQ(std::max_element(plain.begin() + i * 4, plain.begin() + i * 4 + 4) - (plain.begin() + i * 4),
+              std::max_element(tempered.begin() + i * 4, tempered.begin() + i * 4 + 4) - (tempered.begin() + i * 4));
+  }
+  // A file whose temperature is out of range is refused.
+  m->mutable_info().temperature = 0.001;
+  EXPECT_THROW(Model::from_bytes(m->to_bytes(), "t.fpm"), ModelError);
 }
 
 TEST(NetworkForward, NetworkCopiesWeights) {

@@ -48,3 +48,40 @@ TEST(Metrics, AccuracyAgainstCoverage) {
   EXPECT_EQ(pts[3].covered, 0u);
   EXPECT_EQ(pts[3].accuracy, 0.0);
 }
+
+TEST(Calibration, TemperatureHasTheClosedFormAnswer) {
+  // Two classes: (0.8, 0.2) at T = 2 is (sqrt .8, sqrt .2) normalised = (2/3, 1/3).
+  float p[4] = {0.8f, 0.2f, 0.5f, 0.5f};
+  apply_temperature(p, 2, 2, 2.0);
+  EXPECT_NEAR(p[0], 2.0 / 3.0, 1e-6);
+  EXPECT_NEAR(p[1], 1.0 / 3.0, 1e-6);
+  EXPECT_NEAR(p[2], 0.5, 1e-6);
+  float q[2] = {0.8f, 0.2f};
+  apply_temperature(q, 1, 2, 1.0);
+  EXPECT_EQ(q[0], 0.8f);
+  // 100 windows all predicted (0.9, 0.1), right 75 times: the NLL-optimal confidence is 0.75,
+  // i.e. 9^(1/T) = 3, T = ln 9 / ln 3 = 2.
+  std::vector<float> probs;
+  std::vector<int> truth;
+  for (int i = 0; i < 100; ++i) {
+    probs.push_back(0.9f);
+    probs.push_back(0.1f);
+    truth.push_back(i < 75 ? 0 : 1);
+  }
+  EXPECT_NEAR(fit_temperature(probs, truth, 2), 2.0, 0.01);
+}
+
+TEST(Calibration, EceOfKnownBins) {
+  // 10 windows at 0.95 confidence, 8 right (gap 0.15); 10 at 0.55, 5 right (gap 0.05):
+  // ECE = 0.5 * 0.15 + 0.5 * 0.05 = 0.10.
+  std::vector<float> conf;
+  std::vector<uint8_t> ok;
+  for (int i = 0; i < 10; ++i) conf.push_back(0.95f), ok.push_back(i < 8);
+  for (int i = 0; i < 10; ++i) conf.push_back(0.55f), ok.push_back(i < 5);
+  const auto c = calibration(conf, ok, 10);
+  EXPECT_NEAR(c.ece, 0.10, 1e-6);
+  EXPECT_EQ(c.bins[9].count, 10u);
+  EXPECT_NEAR(c.bins[9].accuracy, 0.8, 1e-12);
+  EXPECT_EQ(c.bins[5].count, 10u);
+  EXPECT_EQ(c.bins[0].count, 0u);
+}
