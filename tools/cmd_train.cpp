@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -53,6 +54,9 @@ void add_train(CLI::App& app, Action* action) {
     double max_memory_gb = 8.0;
     SelectionArgs sel;
     std::string holdout_by = "window";
+    uint32_t augment = 0;
+    uint32_t size_jitter = 40;
+    double time_jitter = 2.0;
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("train", "train a FlowPic CNN on a dataset's windows (pictures built here, config stored in the model)");
@@ -77,6 +81,14 @@ void add_train(CLI::App& app, Action* action) {
       ->capture_default_str()
       ->check(CLI::IsMember({"window", "capture"}));
   a->sel.add_to(s);
+  s->add_option("--augment", a->augment,
+                "extra copies of every training window (not of held-back ones), each with all its sizes shifted by one "
+                "seeded offset in [-size-jitter, +size-jitter] bytes and its times scaled by one factor in "
+                "[1/time-jitter, time-jitter] (log-uniform): robustness to header overhead and path speed")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 16u));
+  s->add_option("--size-jitter", a->size_jitter, "with --augment: largest size offset, bytes")->capture_default_str()->check(CLI::Range(0u, 1500u));
+  s->add_option("--time-jitter", a->time_jitter, "with --augment: largest time scale factor (>= 1)")->capture_default_str()->check(CLI::Range(1.0, 100.0));
   s->add_option("--patience", a->patience, "epochs without holdout improvement before stopping")->capture_default_str()->check(CLI::Range(1, 100000));
   s->add_option("--classes", a->classes, "train on these dataset classes only, e.g. VoIP,Video,Chat");
   s->add_option("--one-vs-all", a->one_vs_all, "binary model: CLASS against all other classes (\"other\")");
@@ -175,6 +187,40 @@ void add_train(CLI::App& app, Action* action) {
         spdlog::info("holding back {} windows of whole captures (1 in {} captures) for early stopping", held, folds);
         if (held == 0 || held == which.size()) throw UsageError("--holdout-by capture left nothing on one side: too few captures");
       }
+      if (a->augment && a->holdout > 0 && data.holdout.empty())
+        throw UsageError("--augment needs --holdout-by capture (or --holdout 0): copies of a window must not be held back");
+      if (a->augment) {
+        // Augmented copies of the training windows, appended after the originals (never held back).
+        std::mt19937_64 rng(a->seed * 0x2545f4914f6cdd1dull + 11);
+        std::uniform_int_distribution<int> dsize(-static_cast<int>(a->size_jitter), static_cast<int>(a->size_jitter));
+        std::uniform_real_distribution<double> dtime(-std::log(a->time_jitter), std::log(a->time_jitter));
+        const size_t originals = which.size();
+        std::vector<PacketRecord> recs;
+        for (uint32_t copy = 0; copy < a->augment; ++copy) {
+          for (size_t i = 0; i < originals; ++i) {
+            if (!data.holdout.empty() && data.holdout[i]) continue;
+            const auto& w = ds.windows[which[i]];
+            const PacketRecord* src = ds.records_of(w);
+            const int shift = dsize(rng);
+            const double scale = std::exp(dtime(rng));
+            recs.assign(src, src + w.info.n_records);
+            for (auto& r : recs) {
+              r.size = static_cast<uint16_t>(std::clamp(static_cast<int>(r.size) + shift, 20, 65535));
+              r.t_us = static_cast<uint32_t>(std::min(4.0e9, std::round(r.t_us * scale)));
+            }
+            WindowInfo info = w.info;
+            info.end_ns = info.start_ns + static_cast<uint64_t>((info.end_ns - info.start_ns) * scale);
+            info.last_ns = info.first_ns + static_cast<uint64_t>((info.last_ns - info.first_ns) * scale);
+            const size_t at = data.pictures.size();
+            data.pictures.resize(at + floats);
+            build_flowpic(pic, info, recs.data(), static_cast<uint32_t>(recs.size()), data.pictures.data() + at);
+            data.labels.push_back(data.labels[i]);
+            if (!data.holdout.empty()) data.holdout.push_back(0);
+          }
+        }
+        spdlog::info("augmented: {} pictures ({} originals + {} copies x {} training windows)", data.size(), originals,
+                     a->augment, (data.size() - originals) / a->augment);
+      }
       std::vector<uint64_t> per_class(classes.size(), 0);
       for (int l : data.labels) ++per_class[l];
       std::string summary;
@@ -216,6 +262,7 @@ void add_train(CLI::App& app, Action* action) {
       record["best_epoch"] = rep.best_epoch;
       record["holdout"] = a->holdout;
       record["holdout_by"] = a->holdout_by;
+      record["augment"] = {{"copies", a->augment}, {"size_jitter", a->size_jitter}, {"time_jitter", a->time_jitter}};
       record["selection"] = {{"sources", a->sel.sources}, {"exclude_sources", a->sel.exclude_sources},
                              {"captures", a->sel.captures}, {"exclude_captures", a->sel.exclude_captures}, {"fold", a->sel.fold},
                              {"side", a->sel.side}, {"cap", a->sel.cap}, {"cap_seed", a->sel.cap_seed}};
