@@ -41,6 +41,20 @@ Rgb to_rgb(const uint8_t c[3]) { return {c[0] / 255.0, c[1] / 255.0, c[2] / 255.
 using SurfacePtr = std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)>;
 using ContextPtr = std::unique_ptr<cairo_t, decltype(&cairo_destroy)>;
 
+// A w x h RGB surface painted white, and a context drawing on it.
+struct Canvas {
+  SurfacePtr surface;
+  ContextPtr ctx;
+  cairo_t* cr() const { return ctx.get(); }
+};
+Canvas white_canvas(double w, double h) {
+  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h)), cairo_surface_destroy);
+  ContextPtr c(cairo_create(s.get()), cairo_destroy);
+  cairo_set_source_rgb(c.get(), 1, 1, 1);
+  cairo_paint(c.get());
+  return Canvas{std::move(s), std::move(c)};
+}
+
 bool fail(std::string* err, const std::string& msg) {
   if (err) *err = msg;
   return false;
@@ -300,12 +314,9 @@ bool write_flowpic_png(const std::string& path, const float* pic, uint32_t R, co
   if (scale == 0) scale = std::max<uint32_t>(1, 512 / R);
   const PanelLayout l = layout_for(R, 512, scale, 14.0);
   const int w = static_cast<int>(std::ceil(l.width())) + 8, h = static_cast<int>(std::ceil(l.height())) + 4;
-  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h), cairo_surface_destroy);
-  ContextPtr cr(cairo_create(s.get()), cairo_destroy);
-  cairo_set_source_rgb(cr.get(), 1, 1, 1);
-  cairo_paint(cr.get());
-  draw_panel(cr.get(), 4, 2, l, pic, R, title, axes);
-  return save_png(s.get(), path, err);
+  const Canvas canvas = white_canvas(w, h);
+  draw_panel(canvas.cr(), 4, 2, l, pic, R, title, axes);
+  return save_png(canvas.surface.get(), path, err);
 }
 
 bool write_flowpic_grid_png(const std::string& path, const float* pictures, std::size_t n, uint32_t R,
@@ -322,17 +333,14 @@ bool write_flowpic_grid_png(const std::string& path, const float* pictures, std:
   const double w = std::ceil(cols * pw) + 10, h = std::ceil(rows * ph) + 6;
   if (w > kMaxImageSide || h > kMaxImageSide)
     return fail(err, "grid of " + std::to_string(rows) + "x" + std::to_string(cols) + " panels is too large for one image");
-  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h)),
-               cairo_surface_destroy);
-  ContextPtr cr(cairo_create(s.get()), cairo_destroy);
-  cairo_set_source_rgb(cr.get(), 1, 1, 1);
-  cairo_paint(cr.get());
+  const Canvas canvas = white_canvas(w, h);
+  cairo_t* const crp = canvas.cr();
   const std::size_t pixels = static_cast<std::size_t>(R) * R;
   for (std::size_t i = 0; i < n; ++i) {
     const std::string title = titles.empty() ? fmt("#%.0f", static_cast<double>(i)) : titles[i];
-    draw_panel(cr.get(), 5 + (i % cols) * pw, 3 + (i / cols) * ph, l, pictures + i * pixels, R, title, axes);
+    draw_panel(crp, 5 + (i % cols) * pw, 3 + (i / cols) * ph, l, pictures + i * pixels, R, title, axes);
   }
-  return save_png(s.get(), path, err);
+  return save_png(canvas.surface.get(), path, err);
 }
 
 bool write_confusion_png(const std::string& path, const std::vector<std::vector<uint64_t>>& counts,
@@ -368,12 +376,8 @@ bool write_confusion_png(const std::string& path, const std::vector<std::vector<
   const double w = std::ceil(left + k * cell + right), h = std::ceil(top + k * cell + bottom);
   if (w > kMaxImageSide || h > kMaxImageSide) return fail(err, "confusion matrix too large for one image");
 
-  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h)),
-               cairo_surface_destroy);
-  ContextPtr ctx(cairo_create(s.get()), cairo_destroy);
-  cairo_t* cr = ctx.get();
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
+  const Canvas canvas = white_canvas(w, h);
+  cairo_t* cr = canvas.cr();
 
   cairo_set_source_rgb(cr, 0, 0, 0);
   set_font(cr, fs * 1.2, true);
@@ -421,7 +425,7 @@ bool write_confusion_png(const std::string& path, const std::vector<std::vector<
   set_font(cr, fs * 1.05, true);
   text_at(cr, "true", fs * 1.0, top + k * cell / 2, 0.5, -M_PI / 2);
   text_at(cr, "predicted", left + k * cell / 2, h - fs * 1.1, 0.5);
-  return save_png(s.get(), path, err);
+  return save_png(canvas.surface.get(), path, err);
 }
 
 bool write_reliability_png(const std::string& path, const std::vector<ReliabilityBin>& bins, const std::string& title,
@@ -430,12 +434,8 @@ bool write_reliability_png(const std::string& path, const std::vector<Reliabilit
   if (bins.empty() || bins.size() > 1000) return fail(err, "need 1..1000 bins");
   const double fs = 13, plot = 360, left = 64, top = 44, right = 24, bottom = 56;
   const double w = left + plot + right, h = top + plot + bottom;
-  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h)),
-               cairo_surface_destroy);
-  ContextPtr ctx(cairo_create(s.get()), cairo_destroy);
-  cairo_t* cr = ctx.get();
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
+  const Canvas canvas = white_canvas(w, h);
+  cairo_t* cr = canvas.cr();
   const double bw = plot / static_cast<double>(bins.size());
   uint64_t most = 1;
   for (const auto& b : bins) most = std::max(most, b.count);
@@ -481,7 +481,7 @@ bool write_reliability_png(const std::string& path, const std::vector<Reliabilit
   set_font(cr, fs);
   text_at(cr, "confidence (top probability)", left + plot / 2, h - fs * 1.2, 0.5);
   text_at(cr, "accuracy", fs * 1.0, top + plot / 2, 0.5, -M_PI / 2);
-  return save_png(s.get(), path, err);
+  return save_png(canvas.surface.get(), path, err);
 }
 
 }  // namespace flowpic

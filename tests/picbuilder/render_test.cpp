@@ -174,5 +174,29 @@ TEST(RenderConfusion, RefusesMalformedMatrixAndUnwritablePath) {
   EXPECT_NE(err.find("/nonexistent-dir/cm.png"), std::string::npos) << err;
 }
 
+uint32_t pixel(cairo_surface_t* s, int x, int y) {
+  const unsigned char* data = cairo_image_surface_get_data(s);
+  return *reinterpret_cast<const uint32_t*>(data + y * cairo_image_surface_get_stride(s) + x * 4) & 0xffffff;
+}
+
+TEST(RenderReliability, BarsReachTheBinAccuracyAndEmptyBinsStayBlank) {
+  // Plot 360 px square at (64, 44): bin 9 of 10 (x 388..424) holds accuracy 0.5, so its bar runs
+  // from y = 44 + 180 = 224 down to 404; bin 0 is empty.
+  std::vector<ReliabilityBin> bins(10);
+  bins[9] = {0.95, 0.5, 100};
+  bins[4] = {0.45, 0.45, 10};
+  std::string err;
+  ASSERT_TRUE(write_reliability_png(tmp_png("rel"), bins, "ECE 0.225", &err)) << err;
+  Surface s = read_png(tmp_png("rel"));
+  ASSERT_EQ(cairo_image_surface_get_width(s.get()), 448);
+  ASSERT_EQ(cairo_image_surface_get_height(s.get()), 460);
+  const int x9 = 64 + 9 * 36 + 8;  // inside the bar, off its centre (the red gap line)
+  EXPECT_NE(pixel(s.get(), x9, 300), 0xffffffu);  // inside the bar
+  EXPECT_EQ(pixel(s.get(), x9, 150), 0xffffffu);  // above it
+  EXPECT_EQ(pixel(s.get(), 64 + 18 + 8, 380), 0xffffffu);  // empty bin 0
+  EXPECT_FALSE(write_reliability_png(tmp_png("rel2"), {}, "t", &err));
+  EXPECT_FALSE(write_reliability_png("/nonexistent-dir/r.png", bins, "t", &err));
+}
+
 }  // namespace
 }  // namespace flowpic
