@@ -190,17 +190,19 @@ std::map<std::string, size_t> header_index(const std::vector<std::string>& cols,
 
 // ---- pcap sources: nDPI, Requet, VCA --------------------------------------------------
 
-// Runs captures through the pipeline; `label_of(capture_key, key)` gives a flow's raw label.
+// Runs captures through the pipeline; captures are named by their path below `base`, and
+// `label_of(capture_key, key)` gives a flow's raw label, the capture key being the file name
+// (the labels' join key) or, with `key_base`, the path below it (VCA's names repeat across folders).
 template <class LabelFn>
 void import_pcaps(const std::vector<std::string>& pcaps, const fs::path& base, const CorpusOptions& opt, Builder& b,
-                  SourceReport& rep, LabelFn label_of) {
+                  SourceReport& rep, LabelFn label_of, const fs::path& key_base = {}) {
   std::string capture_key;
   OfflinePipeline pipe(opt.table, [&](const WindowInfo& info, const PacketRecord* recs, uint32_t n, TimeNs) {
     b.add(info, recs, n, label_of(capture_key, info.key));
   });
   Progress bar(rep.name, pcaps.size(), " captures");
   for (const auto& p : pcaps) {
-    capture_key = fs::path(p).filename().string();
+    capture_key = key_base.empty() ? fs::path(p).filename().string() : rel(p, key_base);
     b.capture(rel(p, base));
     std::string warning;
     try {
@@ -285,23 +287,8 @@ void import_vca(const fs::path& data, const CorpusOptions& opt, Builder& b, Sour
   std::sort(pcaps.begin(), pcaps.end());
   limit(pcaps, opt.max_captures);
   const LabelIndex index(rows, LabelColumn::kCategory, "");
-  // import_pcaps keys captures by file name; VCA needs the path relative to the data dir.
-  std::string key;
-  OfflinePipeline pipe(opt.table, [&](const WindowInfo& info, const PacketRecord* recs, uint32_t n, TimeNs) {
-    b.add(info, recs, n, index.find(key, info.key));
-  });
-  for (const auto& p : pcaps) {
-    key = rel(p, data);
-    b.capture(rel(p, data / "vca"));
-    std::string warning;
-    try {
-      pipe.run_pcap(p, nullptr, &warning);
-    } catch (const std::exception& e) {
-      warning = e.what();
-    }
-    if (!warning.empty()) rep.warnings.push_back(warning);
-  }
-  rep.packets += pipe.counters().packets;
+  import_pcaps(pcaps, data / "vca", opt, b, rep, [&](const std::string& key, const FlowKey& k) { return index.find(key, k); },
+               data);
 }
 
 // ---- record sources ---------------------------------------------------------------------
@@ -623,15 +610,7 @@ WindowDataset build_corpus(const std::vector<std::string>& sources, const Corpus
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   Progress::set_enabled(true);
-  if (!opt.map) {
-    std::vector<std::string> names = raw;
-    std::sort(names.begin(), names.end());
-    names.erase(std::unique(names.begin(), names.end()), names.end());
-    ds.classes = names;
-    std::unordered_map<std::string, int32_t> index;
-    for (size_t i = 0; i < names.size(); ++i) index[names[i]] = static_cast<int32_t>(i);
-    for (size_t i = 0; i < ds.windows.size(); ++i) ds.windows[i].label = index[raw[i]];
-  }
+  if (!opt.map) assign_classes_by_name(ds, raw);
   return ds;
 }
 

@@ -2,7 +2,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
+#include <map>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -65,6 +67,16 @@ void WindowDataset::add(const WindowInfo& info, const PacketRecord* recs, uint32
   w.source = source;
   records.insert(records.end(), recs, recs + n);
   windows.push_back(w);
+}
+
+void assign_classes_by_name(WindowDataset& ds, const std::vector<std::string>& labels) {
+  std::vector<std::string> names = labels;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  ds.classes = names;
+  std::map<std::string, int32_t> index;
+  for (size_t i = 0; i < names.size(); ++i) index[names[i]] = static_cast<int32_t>(i);
+  for (size_t i = 0; i < ds.windows.size() && i < labels.size(); ++i) ds.windows[i].label = index[labels[i]];
 }
 
 std::vector<uint64_t> WindowDataset::class_counts() const {

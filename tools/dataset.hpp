@@ -43,6 +43,10 @@ struct WindowDataset {
   int class_index(const std::string& name) const noexcept;
 };
 
+// Classes = the distinct names of `labels` (one per window, in window order), sorted; each
+// window's label becomes its name's index. So a dataset does not depend on input order.
+void assign_classes_by_name(WindowDataset& ds, const std::vector<std::string>& labels);
+
 // Atomic write (temp file + rename). Throws DatasetError.
 void save_dataset(const WindowDataset& ds, const std::string& path);
 std::string dataset_to_bytes(const WindowDataset& ds);

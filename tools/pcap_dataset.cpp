@@ -76,14 +76,7 @@ WindowDataset build_pcap_dataset(const std::vector<std::string>& pcaps, const Pc
   rep.parse = pipe.step_state().parse;
   rep.windows_too_small = pipe.table_counters().windows_too_small;
 
-  // Assign class indices by sorted label name.
-  std::vector<std::string> names = window_labels;
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  ds.classes = names;
-  std::map<std::string, int32_t> index;
-  for (size_t i = 0; i < names.size(); ++i) index[names[i]] = static_cast<int32_t>(i);
-  for (size_t i = 0; i < ds.windows.size(); ++i) ds.windows[i].label = index[window_labels[i]];
+  assign_classes_by_name(ds, window_labels);
   return ds;
 }
 
