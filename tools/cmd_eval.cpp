@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <fstream>
 #include <sstream>
 
@@ -132,6 +133,26 @@ void add_eval(CLI::App& app, Action* action) {
       }
       const auto cov = accuracy_coverage(conf, correct, a->thresholds);
       const Calibration cal = calibration(conf, correct, a->bins);
+      // Top-5 (application id): the true class among the five most probable.
+      uint64_t top5 = 0;
+      for (size_t i = 0; i < which.size(); ++i) {
+        const int truth = to_model[ds.windows[which[i]].label];
+        const float pt = probs[i * k + truth];
+        int above = 0;
+        for (int c = 0; c < k; ++c) above += probs[i * k + c] > pt;
+        top5 += above < 5;
+      }
+      const double top5_acc = which.empty() ? 0.0 : static_cast<double>(top5) / static_cast<double>(which.size());
+      // The most confused pairs (truth -> predicted), largest share of the true class first.
+      std::vector<std::tuple<double, int, int>> confused;
+      for (int t = 0; t < k; ++t) {
+        uint64_t row = 0;
+        for (int p = 0; p < k; ++p) row += cm.at(t, p);
+        for (int p = 0; p < k; ++p)
+          if (p != t && cm.at(t, p)) confused.emplace_back(static_cast<double>(cm.at(t, p)) / static_cast<double>(row), t, p);
+      }
+      std::sort(confused.begin(), confused.end(), [](const auto& x, const auto& y) { return std::get<0>(x) > std::get<0>(y); });
+      if (confused.size() > 10) confused.resize(10);
 
       // Flow level: the windows of one connection (both directions, within one capture) vote
       // with their mean probabilities, as the appliance's flow verdict would accumulate them.
@@ -195,6 +216,11 @@ void add_eval(CLI::App& app, Action* action) {
         j["coverage"] = c;
         j["skipped"] = skipped;
         j["ece"] = cal.ece;
+        j["top5_accuracy"] = top5_acc;
+        nlohmann::json mc = nlohmann::json::array();
+        for (const auto& [share, t, p] : confused)
+          mc.push_back({{"truth", mclasses[t]}, {"predicted", mclasses[p]}, {"share_of_truth", share}, {"windows", cm.at(t, p)}});
+        j["most_confused"] = mc;
         j["temperature"] = temperature;
         j["model_temperature"] = model->info().temperature;
         if (fitted_threshold >= 0) j["fitted_threshold"] = fitted_threshold;
@@ -221,6 +247,7 @@ void add_eval(CLI::App& app, Action* action) {
       if (fitted_threshold >= 0)
         std::printf("threshold %.4f fitted on the model's held-back captures for 90 %% coverage (row below)\n", fitted_threshold);
       if (a->fit_temperature) std::printf("fitted temperature %.4f (on these windows)\n", fitted_t);
+      if (k > 5) std::printf("top-5     %.4f\n", top5_acc);
       if (keyed)
         std::printf("flows     %llu: accuracy %.4f, macro-F1 %.4f (mean window probabilities per connection)\n",
                     static_cast<unsigned long long>(flow_cm.total()), flow_cm.accuracy(), flow_cm.macro_f1());
@@ -230,6 +257,13 @@ void add_eval(CLI::App& app, Action* action) {
                       v.second ? static_cast<double>(v.first) / v.second : 0.0);
       std::printf("\n");
       std::printf("%s\n", cm.table(mclasses).c_str());
+      if (k > 8 && !confused.empty()) {
+        std::printf("most confused (share of the true class):\n");
+        for (const auto& [share, t, p] : confused)
+          std::printf("  %-28s -> %-28s %6.2f%%  (%llu windows)\n", mclasses[t].c_str(), mclasses[p].c_str(), share * 100,
+                      static_cast<unsigned long long>(cm.at(t, p)));
+        std::printf("\n");
+      }
       std::printf("threshold  coverage  accuracy  windows\n");
       for (const auto& p : cov)
         std::printf("%9.2f  %8.4f  %8.4f  %7llu\n", p.threshold, p.coverage, p.accuracy,
