@@ -1,0 +1,89 @@
+#!/bin/bash
+# The multi-source evaluation (issue 10): one corpus of every source in ../shared/data, labels
+# mapped by corpus/class-map.csv, then
+#   (a) by-capture folds: 5 pooled models, each tested on the captures of its fold (all sources);
+#   (b) leave-one-source-out: for every source, a model trained on all the others, tested on it;
+#   (c) the in-distribution check: a model trained on everything but ODE-Flow's val split, on it;
+# window- and flow-level accuracy and macro-F1, calibration (temperature and the 90 %-coverage
+# threshold fitted on each model's held-back captures, never on its test), and a report
+# (markdown + PNGs) written by corpus_report.py.
+#
+#   RECIPE=count20 scripts/experiments/10-corpus.sh        # the default model's recipe
+#   RECIPE=time15  scripts/experiments/10-corpus.sh        # 15-s time windows
+#   REPORT=docs/accuracy-corpus.md scripts/experiments/10-corpus.sh
+# Environment as common.sh (FLOWPIC, DATA, OUT, THREADS), plus RECIPE, FOLDS (5), JOBS (2: the
+# trainings run two at a time), CAP (3000 windows per source and class), JOBS_MATCH (a regex of job
+# names to run, e.g. 'loso-ndpi|loso-ode-flow': a quicker screen of a recipe), NO_TRAIN and
+# AUGMENT (below).
+source "$(dirname "$0")/common.sh"
+RECIPE=${RECIPE:-count20}
+FOLDS=${FOLDS:-5}
+JOBS=${JOBS:-2}
+CAP=${CAP:-3000}
+
+# NO_TRAIN: sources never trained on (still tested: by fold and left out), e.g. NO_TRAIN=fgnet.
+NO_TRAIN=${NO_TRAIN:-}
+case "$RECIPE" in
+  count20)     WINDOW=(--window count:20 --min-packets 20 --max-windows 100)
+               PICTURE=("${ODE_PICTURE[@]}") ;;                     # log-time, tau 0.1 ms, horizon 10 s
+  count20-1ms) WINDOW=(--window count:20 --min-packets 20 --max-windows 100)
+               PICTURE=(--resolution 32 --time-axis log --tau 0.001 --horizon 10 --norm clip --clip 8) ;;
+  time15)      WINDOW=(--window time:15 --min-packets 10 --max-windows 20)
+               PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8) ;;
+  *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15)" >&2; exit 2 ;;
+esac
+CORPUS_NAME=${WINDOW[1]/:/}
+TRAIN=(--cap "$CAP" --holdout-by capture --holdout 0.1 --epochs 30 --patience 5 --lr 0.001 --batch 64
+       --threads "$THREADS" "${PICTURE[@]}")
+for s in ${NO_TRAIN//,/ }; do TRAIN+=(--exclude-source "$s"); done
+# AUGMENT=N: N augmented copies of every training window (flowpic train --augment).
+AUGMENT=${AUGMENT:-0}
+[ "$AUGMENT" -gt 0 ] && TRAIN+=(--augment "$AUGMENT")
+O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}
+[ "$AUGMENT" -gt 0 ] && O=$O-aug$AUGMENT
+mkdir -p "$O"
+# The corpus depends on the window policy only: recipes with the same windows share it.
+CORPUS=$OUT/corpus-$CORPUS_NAME.fpd
+
+if [ ! -s "$CORPUS" ]; then
+  echo "== corpus (${WINDOW[*]}) -> $CORPUS"
+  fp dataset corpus --data "$DATA" "${WINDOW[@]}" -o "$CORPUS" > "${CORPUS%.fpd}.txt" 2> "${CORPUS%.fpd}.log" ||
+    { tail -20 "${CORPUS%.fpd}.log" >&2; exit 1; }
+fi
+cp "${CORPUS%.fpd}.txt" "$O/corpus.txt"
+cat "$O/corpus.txt"
+SOURCES=$(awk '/^source /{f=1; next} f && NF {print $1}' "$O/corpus.txt")
+
+# One job: train NAME with extra selection args, then evaluate it; the eval's selection follows '--'.
+job() {
+  local name=$1; shift
+  local train_args=() eval_args=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do train_args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  eval_args=("$@")
+  if [ ! -s "$O/$name.fpm" ]; then
+    fp train -d "$CORPUS" -o "$O/$name.fpm" --name "corpus-$RECIPE-$name" "${TRAIN[@]}" "${train_args[@]}" \
+      > "$O/train-$name.log" 2>&1 || { echo "train $name failed:"; tail -5 "$O/train-$name.log"; return 1; }
+  fi
+  fp eval -m "$O/$name.fpm" -d "$CORPUS" --calibrated --json --png "$O/confusion-$name.png" \
+    --reliability-png "$O/reliability-$name.png" "${eval_args[@]}" > "$O/eval-$name.json" 2> "$O/eval-$name.log" ||
+    { echo "eval $name failed:"; tail -5 "$O/eval-$name.log"; return 1; }
+  echo "done $name"
+}
+export -f job fp
+export O RECIPE FLOWPIC CORPUS
+{
+  for k in $(seq 0 $((FOLDS - 1))); do
+    echo "fold$k --fold $k/$FOLDS --side train --exclude-capture ode-flow/val -- --fold $k/$FOLDS --side test --exclude-capture ode-flow/val"
+  done
+  for s in $SOURCES; do
+    echo "loso-$s --exclude-source $s --exclude-capture ode-flow/val -- --source $s"
+  done
+  if grep -qx ode-flow <<<"$SOURCES"; then
+    echo "all-but-odeval --exclude-capture ode-flow/val -- --capture ode-flow/val"
+  fi
+} | grep -E "^(${JOBS_MATCH:-.*}) " > "$O/jobs.txt"
+# xargs runs JOBS trainings at once; each line is one job's words.
+TRAIN_Q=$(printf '%q ' "${TRAIN[@]}")
+xargs -P "$JOBS" -L 1 bash -c 'TRAIN=('"$TRAIN_Q"'); job "$@"' _ < "$O/jobs.txt"
+python3 "$(dirname "$0")/corpus_report.py" "$O" ${REPORT:+--report "$REPORT"} | tee "$O/summary.txt"
