@@ -105,7 +105,7 @@ void add_dataset(CLI::App& app, Action* action) {
   c->add_option("--window", ca->window, "window policy: count:PACKETS or time:SECONDS")->capture_default_str();
   c->add_option("--min-packets", ca->min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
   c->add_option("--max-windows", ca->max_windows, "windows kept per unidirectional flow, from its start (0 = all)")->capture_default_str();
-  c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source (0 = all)")->capture_default_str();
+  c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source, for fgnet per app (0 = all)")->capture_default_str();
   c->add_option("--flow-capacity", ca->capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
   c->add_option("--idle-timeout", ca->idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
   c->add_option("-o,--output", ca->out, "dataset file to write")->required();

@@ -407,8 +407,7 @@ void import_fgnet(const fs::path& dir, const CorpusOptions& opt, Builder& b, Sou
     TextLines in(path);
     std::string line, file;
     RecordCapture cap;
-    uint32_t flow = 0, captures = 0;
-    bool stop = false;
+    uint32_t flow = 0, captures = 0;  // max_captures counts runs per app here
     while (in.next(line)) {
       nlohmann::json j;
       try {
@@ -428,7 +427,6 @@ void import_fgnet(const fs::path& dir, const CorpusOptions& opt, Builder& b, Sou
       if (f != file) {  // a new capture run (one JSON file of the origin = one 30-s run)
         if (!file.empty()) cap.run(imp.pipe);
         if (opt.max_captures && captures >= opt.max_captures) {
-          stop = true;
           file.clear();
           break;
         }
@@ -458,7 +456,6 @@ void import_fgnet(const fs::path& dir, const CorpusOptions& opt, Builder& b, Sou
     }
     if (!file.empty()) cap.run(imp.pipe);
     bar.add(1);
-    (void)stop;
   }
   bar.finish();
   rep.packets += imp.pipe.counters().packets;

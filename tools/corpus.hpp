@@ -35,7 +35,7 @@ struct CorpusOptions {
   std::string data_dir;             // ../shared/data
   const ClassMap* map = nullptr;    // nullptr: the raw labels are the classes (application id)
   FlowTableConfig table;            // window policy (count:20 unless told), capacity, idle timeout
-  uint32_t max_captures = 0;        // per source; 0 = all (tests import a few)
+  uint32_t max_captures = 0;        // per source (fgnet: runs per app); 0 = all (tests import a few)
   bool progress = false;
 };
 

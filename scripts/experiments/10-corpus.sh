@@ -14,7 +14,7 @@
 # Environment as common.sh (FLOWPIC, DATA, OUT, THREADS), plus RECIPE, FOLDS (5), JOBS (2: the
 # trainings run two at a time), CAP (3000 windows per source and class), JOBS_MATCH (a regex of job
 # names to run, e.g. 'loso-ndpi|loso-ode-flow': a quicker screen of a recipe), NO_TRAIN and
-# AUGMENT (below).
+# AUGMENT (below), PEER (a model to test on every source beside the matrix).
 source "$(dirname "$0")/common.sh"
 RECIPE=${RECIPE:-count20}
 FOLDS=${FOLDS:-5}
@@ -86,4 +86,11 @@ export O RECIPE FLOWPIC CORPUS
 # xargs runs JOBS trainings at once; each line is one job's words.
 TRAIN_Q=$(printf '%q ' "${TRAIN[@]}")
 xargs -P "$JOBS" -L 1 bash -c 'TRAIN=('"$TRAIN_Q"'); job "$@"' _ < "$O/jobs.txt"
+# PEER=MODEL: the same per-source tests for a model trained elsewhere (e.g. the ODE-Flow-only
+# model that was the default before the corpus, shipped as models/odeflow-lenet32.fpm).
+if [ -n "${PEER:-}" ]; then
+  for s in $SOURCES; do
+    fp eval -m "$PEER" -d "$CORPUS" --source "$s" --json > "$O/peer-$s.json" 2> "$O/peer-$s.log" || rm -f "$O/peer-$s.json"
+  done
+fi
 python3 "$(dirname "$0")/corpus_report.py" "$O" ${REPORT:+--report "$REPORT"} | tee "$O/summary.txt"

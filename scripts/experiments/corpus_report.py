@@ -2,6 +2,7 @@
 """Summarises a 10-corpus.sh run (eval-*.json, train-*.log, corpus.txt) as markdown.
 
   corpus_report.py OUT_DIR [--report docs/accuracy-corpus.md [--img docs/img/corpus]]
+  corpus_report.py --compare OUT_DIR [OUT_DIR ...]   # leave-one-source-out accuracy, recipes side by side
 
 Without --report it prints the tables; with it, it also writes the markdown file and copies the
 confusion matrices and reliability diagrams of the run into the image folder.
@@ -78,7 +79,29 @@ def table(rows, first):
     return "\n".join(out)
 
 
+def compare(dirs):
+    runs = {os.path.basename(os.path.normpath(d)).replace("corpus-", ""): load(d) for d in dirs}
+    sources = sorted({n[5:] for ev in runs.values() for n in ev if n.startswith("loso-")})
+    print("| source left out | " + " | ".join(f"{r} (window / flow)" for r in runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    means = {r: [] for r in runs}
+    for s in sources:
+        cells = []
+        for r, ev in runs.items():
+            j = ev.get("loso-" + s)
+            if j is None:
+                cells.append("-")
+                continue
+            means[r].append(j["accuracy"])
+            cells.append(f"{pct(j['accuracy'])} / {pct(j.get('flow_level', {}).get('accuracy'))}")
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print("| mean window accuracy | " + " | ".join(
+        f"{pct(sum(v) / len(v))} ({len(v)} sources)" if v else "-" for v in means.values()) + " |")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--compare":
+        return compare(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--report")
@@ -92,6 +115,10 @@ def main():
     folds = [summary_row(n, j) for n, j in evals.items() if n.startswith("fold")]
     loso = [summary_row(n[5:], j) for n, j in evals.items() if n.startswith("loso-")]
     odeval = evals.get("all-but-odeval")
+    peers = {}
+    for path in sorted(glob.glob(os.path.join(args.out, "peer-*.json"))):
+        with open(path) as f:
+            peers[os.path.basename(path)[5:-5]] = json.load(f)
 
     lines = [f"### Recipe `{recipe}`", ""]
     if folds:
@@ -125,6 +152,11 @@ def main():
     if loso:
         lines += ["**(b) Leave one source out** (trained on every other source, tested on all of this source's "
                   "windows whose class the model knows):", "", table(loso, "source left out"), ""]
+    if peers:
+        model = next(iter(peers.values())).get("model", "?")
+        lines += [f"**Peer**: `{model}` tested on every source the same way (windows of classes it lacks, e.g. `other`, "
+                  "are skipped; a source it trained on is in distribution):", "",
+                  table([summary_row(n, j) for n, j in peers.items()], "source"), ""]
     if odeval:
         r = summary_row("ode-flow/val", odeval)
         lines += ["**(c) In distribution**: trained on every source with ODE-Flow's train split, tested on its val split:",
