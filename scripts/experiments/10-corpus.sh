@@ -39,7 +39,9 @@ for s in ${NO_TRAIN//,/ }; do TRAIN+=(--exclude-source "$s"); done
 # AUGMENT=N: N augmented copies of every training window (flowpic train --augment).
 AUGMENT=${AUGMENT:-0}
 [ "$AUGMENT" -gt 0 ] && TRAIN+=(--augment "$AUGMENT")
-O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}
+# CLASSES=A,B,..: train these classes only (e.g. without "other").
+[ -n "${CLASSES:-}" ] && TRAIN+=(--classes "$CLASSES")
+O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}${CLASSES:+-$(tr -cd ',' <<<"$CLASSES" | wc -c | awk '{print $1 + 1}')cls}
 [ "$AUGMENT" -gt 0 ] && O=$O-aug$AUGMENT
 mkdir -p "$O"
 # The corpus depends on the window policy only: recipes with the same windows share it.
@@ -72,12 +74,15 @@ job() {
 }
 export -f job fp
 export O RECIPE FLOWPIC CORPUS
+# ODE-Flow's val split is kept out of (a) and (b) for (c), when the corpus has ODE-Flow at all.
+VAL=""
+grep -qx ode-flow <<<"$SOURCES" && VAL="--exclude-capture ode-flow/val"
 {
   for k in $(seq 0 $((FOLDS - 1))); do
-    echo "fold$k --fold $k/$FOLDS --side train --exclude-capture ode-flow/val -- --fold $k/$FOLDS --side test --exclude-capture ode-flow/val"
+    echo "fold$k --fold $k/$FOLDS --side train $VAL -- --fold $k/$FOLDS --side test $VAL"
   done
   for s in $SOURCES; do
-    echo "loso-$s --exclude-source $s --exclude-capture ode-flow/val -- --source $s"
+    echo "loso-$s --exclude-source $s $VAL -- --source $s"
   done
   if grep -qx ode-flow <<<"$SOURCES"; then
     echo "all-but-odeval --exclude-capture ode-flow/val -- --capture ode-flow/val"

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Summarises a 10-corpus.sh run (eval-*.json, train-*.log, corpus.txt) as markdown.
 
-  corpus_report.py OUT_DIR [--report docs/accuracy-corpus.md [--img docs/img/corpus]]
+  corpus_report.py OUT_DIR [--report docs/accuracy-corpus.md] [--img docs/img/corpus]
   corpus_report.py --compare OUT_DIR [OUT_DIR ...]   # leave-one-source-out accuracy, recipes side by side
 
-Without --report it prints the tables; with it, it also writes the markdown file and copies the
-confusion matrices and reliability diagrams of the run into the image folder.
+Without --report it prints the tables; with it, it also appends them to the markdown file; --img
+copies the run's confusion matrices and reliability diagrams into an image folder.
 """
 import argparse
 import glob
@@ -105,7 +105,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--report")
-    ap.add_argument("--img", default="docs/img/corpus")
+    ap.add_argument("--img", help="also copy the run's confusion matrices and reliability diagrams here")
     args = ap.parse_args()
     evals = load(args.out)
     if not evals:
@@ -163,10 +163,11 @@ def main():
                   "", table([r], "test"), ""]
     text = "\n".join(lines)
     print(text)
-    if args.report:
+    if args.img:
         os.makedirs(args.img, exist_ok=True)
         for png in glob.glob(os.path.join(args.out, "*.png")):
             shutil.copy(png, os.path.join(args.img, f"{recipe}-{os.path.basename(png)}"))
+    if args.report:
         with open(args.report, "a") as f:
             f.write(text + "\n")
 
