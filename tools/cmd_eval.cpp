@@ -143,11 +143,13 @@ void add_eval(CLI::App& app, Action* action) {
         top5 += above < 5;
       }
       const double top5_acc = which.empty() ? 0.0 : static_cast<double>(top5) / static_cast<double>(which.size());
-      // The most confused pairs (truth -> predicted), largest share of the true class first.
+      // The most confused pairs (truth -> predicted), largest share of the true class first,
+      // among true classes with at least 100 windows (a share of 3 windows says nothing).
       std::vector<std::tuple<double, int, int>> confused;
       for (int t = 0; t < k; ++t) {
         uint64_t row = 0;
         for (int p = 0; p < k; ++p) row += cm.at(t, p);
+        if (row < 100) continue;
         for (int p = 0; p < k; ++p)
           if (p != t && cm.at(t, p)) confused.emplace_back(static_cast<double>(cm.at(t, p)) / static_cast<double>(row), t, p);
       }
