@@ -55,6 +55,7 @@ void add_train(CLI::App& app, Action* action) {
     SelectionArgs sel;
     std::string holdout_by = "window";
     uint32_t augment = 0;
+    uint32_t serve_max_windows = 0;
     uint32_t size_jitter = 40;
     double time_jitter = 2.0;
   };
@@ -87,6 +88,10 @@ void add_train(CLI::App& app, Action* action) {
                 "[1/time-jitter, time-jitter] (log-uniform): robustness to header overhead and path speed")
       ->capture_default_str()
       ->check(CLI::Range(0u, 16u));
+  s->add_option("--serve-max-windows", a->serve_max_windows,
+                 "corpus datasets: windows per flow the model asks the flow table for when it serves (0 = all; the corpus's "
+                 "--max-windows is how it was sampled, not kept)")
+      ->capture_default_str();
   s->add_option("--size-jitter", a->size_jitter, "with --augment: largest size offset, bytes")->capture_default_str()->check(CLI::Range(0u, 1500u));
   s->add_option("--time-jitter", a->time_jitter, "with --augment: largest time scale factor (>= 1)")->capture_default_str()->check(CLI::Range(1.0, 100.0));
   s->add_option("--patience", a->patience, "epochs without holdout improvement before stopping")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -105,7 +110,11 @@ void add_train(CLI::App& app, Action* action) {
       if (!arch_from_name(a->arch, arch)) throw UsageError("--arch: unknown architecture '" + a->arch + "'");
       const auto t0 = std::chrono::steady_clock::now();
       const WindowDataset ds = load_dataset(a->dataset);
-      const PictureConfig pic = a->pic.make(ds.window);
+      PictureConfig pic = a->pic.make(ds.window);
+      // A corpus caps windows per flow when it samples (dataset corpus --max-windows); that is a
+      // sampling choice, not how a served model should cut flows: it serves every window unless
+      // --serve-max-windows says otherwise (1 = early verdict only).
+      if (ds.origin.value("kind", "") == "corpus") pic.window.max_windows = a->serve_max_windows;
 
       // Dataset class -> model class (-1 = not used).
       for (const auto& x : a->exclude)

@@ -518,7 +518,7 @@ void import_learnlive(const fs::path& dir, const CorpusOptions& opt, Builder& b,
   rep.packets += imp.pipe.counters().packets;
 }
 
-void import_odeflow(const fs::path& dir, const CorpusOptions& opt, Builder& b, SourceReport& rep) {
+void import_odeflow(const fs::path& dir, const CorpusOptions&, Builder& b, SourceReport& rep) {
   for (const char* split : {"train", "val"}) {
     const WindowDataset d = load_odeflow(dir.string(), split);
     b.capture(split);
