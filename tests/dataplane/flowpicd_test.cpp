@@ -92,6 +92,34 @@ TEST_F(Flowpicd, VerdictsEqualFlowpicClassifyOnRealCaptures) {
   EXPECT_GT(total, 50u) << "the captures should give a real number of verdicts";
 }
 
+// The shipped model (models/default.fpm, with its temperature; trained without any capture of
+// tests/data) gives the same verdicts in flowpicd and `flowpic classify`, and on the README's demo
+// capture, a Zoom call, it calls most windows of the call's media flows VoIP.
+TEST_F(Flowpicd, ShippedModelGivesClassifysVerdictsAndCallsTheDemoCallVoIP) {
+  if (flowpic_bin().empty() || !std::filesystem::exists(flowpic_bin())) GTEST_SKIP() << "flowpic not built";
+  model_ = env_or("FLOWPIC_REPO", ".") + "/models/default.fpm";
+  for (const std::string name : {"zoom2.pcap", "wa_voice.pcap"}) {
+    SCOPED_TRACE(name);
+    const std::string pcap = capture(name);
+    const RunResult d = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "shipped_d_" + name);
+    expect_clean_run(d);
+    const RunResult c = run_process(flowpic_bin(), {"classify", pcap, "-m", model_}, dir_.path(), 120, "shipped_c_" + name);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    expect_same_lines(d.out_lines(), c.out_lines(), "flowpicd", "flowpic classify");
+    if (name != "zoom2.pcap") continue;
+    // Every window of zoom2.pcap belongs to the call (UDP to and from Zoom's port 8801).
+    int voip = 0, total = 0;
+    for (const auto& line : c.out_lines()) {
+      const json v = json::parse(line);
+      ASSERT_TRUE(v["sport"] == 8801 || v["dport"] == 8801) << line;
+      ++total;
+      voip += v["class"] == "VoIP";
+    }
+    ASSERT_GE(total, 10);
+    EXPECT_GT(2 * voip, total) << voip << " of " << total << " windows of the Zoom call are VoIP";
+  }
+}
+
 // (3): action forward writes a tx_pcap whose packets equal the input, in order.
 TEST_F(Flowpicd, ForwardWritesTheInputUnchangedInOrder) {
   const std::string in = capture("zoom2.pcap"), out = dir_ / "out.pcap";
