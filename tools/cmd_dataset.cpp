@@ -59,6 +59,32 @@ void print_summary(const WindowDataset& ds) {
   }
 }
 
+// How captures are cut into windows: the options `dataset pcap` and `dataset corpus` share.
+struct WindowingArgs {
+  std::string window;
+  uint32_t min_packets, max_windows, capacity = 1u << 16;
+  std::string idle = "30s";
+  void add_to(CLI::App* sub, const char* max_windows_help) {
+    sub->add_option("--window", window, "window policy: count:PACKETS or time:SECONDS")->capture_default_str();
+    sub->add_option("--min-packets", min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
+    sub->add_option("--max-windows", max_windows, max_windows_help)->capture_default_str();
+    sub->add_option("--flow-capacity", capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
+    sub->add_option("--idle-timeout", idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
+  }
+  FlowTableConfig make() const {  // throws UsageError
+    FlowTableConfig t;
+    std::string err;
+    if (!parse_window_spec(window, t.window, &err)) throw UsageError("--window: " + err);
+    t.window.min_packets = min_packets;
+    t.window.max_windows = max_windows;
+    t.capacity = capacity;
+    t.idle_timeout_ns = parse_duration(idle, "--idle-timeout");
+    const std::string cfg_err = t.validate();
+    if (!cfg_err.empty()) throw UsageError("flow table: " + cfg_err);
+    return t;
+  }
+};
+
 }  // namespace
 
 void add_dataset(CLI::App& app, Action* action) {
@@ -89,10 +115,10 @@ void add_dataset(CLI::App& app, Action* action) {
 
   // --- corpus
   struct CorpusArgs {
-    std::string data = "../shared/data", class_map = "corpus/class-map.csv", window = "count:20", out, sources;
+    std::string data = "../shared/data", class_map = "corpus/class-map.csv", out, sources;
     bool raw_labels = false;
-    uint32_t min_packets = 20, max_windows = 30, max_captures = 0, capacity = 1u << 16;
-    std::string idle = "30s";
+    uint32_t max_captures = 0;
+    WindowingArgs win{"count:20", 20, 100};
   };
   auto ca = std::make_shared<CorpusArgs>();
   auto* c = ds->add_subcommand("corpus",
@@ -102,24 +128,13 @@ void add_dataset(CLI::App& app, Action* action) {
   c->add_option("--class-map", ca->class_map, "(source, raw label) -> class mapping file")->capture_default_str();
   c->add_flag("--raw-labels", ca->raw_labels, "keep the sources' raw labels as classes (application id: fgnet apps, nDPI category/app)");
   c->add_option("--sources", ca->sources, "comma-separated sources to import (default: all)");
-  c->add_option("--window", ca->window, "window policy: count:PACKETS or time:SECONDS")->capture_default_str();
-  c->add_option("--min-packets", ca->min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
-  c->add_option("--max-windows", ca->max_windows, "windows kept per unidirectional flow, from its start (0 = all)")->capture_default_str();
+  ca->win.add_to(c, "windows kept per unidirectional flow, from its start (0 = all): a sampling cap, not kept by models");
   c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source, for fgnet per app (0 = all)")->capture_default_str();
-  c->add_option("--flow-capacity", ca->capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
-  c->add_option("--idle-timeout", ca->idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
   c->add_option("-o,--output", ca->out, "dataset file to write")->required();
   c->callback([action, ca] {
     *action = [ca] {
       CorpusOptions opt;
-      std::string err;
-      if (!parse_window_spec(ca->window, opt.table.window, &err)) throw UsageError("--window: " + err);
-      opt.table.window.min_packets = ca->min_packets;
-      opt.table.window.max_windows = ca->max_windows;
-      opt.table.capacity = ca->capacity;
-      opt.table.idle_timeout_ns = parse_duration(ca->idle, "--idle-timeout");
-      const std::string cfg_err = opt.table.validate();
-      if (!cfg_err.empty()) throw UsageError("flow table: " + cfg_err);
+      opt.table = ca->win.make();
       opt.data_dir = ca->data;
       opt.max_captures = ca->max_captures;
       opt.progress = progress_enabled();
@@ -158,7 +173,7 @@ void add_dataset(CLI::App& app, Action* action) {
                   {"class_map", map ? nlohmann::json({{"path", map->path()}, {"version", map->version()},
                                                       {"crc32", fmt::format("{:08x}", map->crc32())}})
                                     : nlohmann::json("raw labels")},
-                  {"max_windows_per_flow", ca->max_windows},
+                  {"max_windows_per_flow", ca->win.max_windows},
                   {"max_captures", ca->max_captures},
                   {"idle_timeout_ns", opt.table.idle_timeout_ns},
                   {"sources", per_source},
@@ -174,9 +189,8 @@ void add_dataset(CLI::App& app, Action* action) {
   // --- pcap
   struct PcapArgs {
     std::vector<std::string> pcaps;
-    std::string labels, label_column = "category", min_confidence, per_pcap_label, window = "time:15", data_dir, out;
-    uint32_t min_packets = 10, max_windows = 0, capacity = 1u << 16;
-    std::string idle = "30s";
+    std::string labels, label_column = "category", min_confidence, per_pcap_label, data_dir, out;
+    WindowingArgs win{"time:15", 10, 0};
   };
   auto pa = std::make_shared<PcapArgs>();
   auto* p = ds->add_subcommand("pcap", "captures + per-flow labels (nDPI flows_labels.csv) or one label per capture -> dataset");
@@ -189,23 +203,12 @@ void add_dataset(CLI::App& app, Action* action) {
       ->check(CLI::IsMember({"category", "app"}));
   p->add_option("--min-confidence", pa->min_confidence, "keep only CSV rows whose confidence is exactly this (e.g. DPI)");
   p->add_option("--per-pcap-label", pa->per_pcap_label, "label every flow of every capture with NAME (no CSV)");
-  p->add_option("--window", pa->window, "window policy: time:SECONDS or count:PACKETS")->capture_default_str();
-  p->add_option("--min-packets", pa->min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
-  p->add_option("--max-windows", pa->max_windows, "windows kept per flow (0 = all)")->capture_default_str();
-  p->add_option("--flow-capacity", pa->capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
-  p->add_option("--idle-timeout", pa->idle, "a flow idle this long ends (e.g. 30s, 500ms)")->capture_default_str();
+  pa->win.add_to(p, "windows kept per flow (0 = all)");
   p->add_option("-o,--output", pa->out, "dataset file to write")->required();
   p->callback([action, pa] {
     *action = [pa] {
       PcapDatasetOptions opt;
-      std::string err;
-      if (!parse_window_spec(pa->window, opt.table.window, &err)) throw UsageError("--window: " + err);
-      opt.table.window.min_packets = pa->min_packets;
-      opt.table.window.max_windows = pa->max_windows;
-      opt.table.capacity = pa->capacity;
-      opt.table.idle_timeout_ns = parse_duration(pa->idle, "--idle-timeout");
-      const std::string cfg_err = opt.table.validate();
-      if (!cfg_err.empty()) throw UsageError("flow table: " + cfg_err);
+      opt.table = pa->win.make();
 
       std::vector<std::string> pcaps = pa->pcaps;
       std::string labels = pa->labels;
@@ -256,7 +259,7 @@ void add_dataset(CLI::App& app, Action* action) {
       spdlog::info("read {} packets from {} captures in {:.3f} s ({:.2f} M packets/s, one core)", rep.packets,
                    rep.pcaps, rep.seconds, rep.packets_per_second() / 1e6);
       spdlog::info("{} windows with >= {} packets: {} labelled, {} unlabelled (skipped); {} too small",
-                   rep.windows, pa->min_packets, d.windows.size(), rep.windows_unlabelled, rep.windows_too_small);
+                   rep.windows, pa->win.min_packets, d.windows.size(), rep.windows_unlabelled, rep.windows_too_small);
       if (rep.pcaps_without_labels && !labels.empty())
         spdlog::info("{} captures have no labelled flow in {}", rep.pcaps_without_labels, labels);
       spdlog::info("wrote {} windows of {} classes to {}", d.windows.size(), d.classes.size(), pa->out);

@@ -174,3 +174,40 @@ TEST(Cli, DatasetTrainInfoEvalClassify) {
   EXPECT_EQ(slurp(tmp("flow.png")).substr(1, 3), "PNG");
   EXPECT_EQ(run_flowpic("render --dataset " + tmp("wa.fpds") + " --class-means -o " + tmp("means.png")).code, 0);
 }
+
+// The corpus path end to end on real data: import two sources, train with a capture holdout,
+// leave one source out at eval, and read the calibration, flow-level and per-source fields.
+TEST(Cli, CorpusTrainLeaveOneSourceOutEval) {
+  const char* repo = std::getenv("FLOWPIC_REPO");
+  const std::string shared = std::string(repo ? repo : ".") + "/../shared/data";
+  if (!std::filesystem::exists(shared + "/vca/labels.csv")) GTEST_SKIP() << shared << " not present";
+  const std::string map = std::string(repo ? repo : ".") + "/corpus/class-map.csv";
+  const CmdResult d = run_flowpic("dataset corpus --data " + shared + " --class-map " + map +
+                                  " --sources vca,trafficleak --max-captures 12 -o " + tmp("c.fpds"));
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("trafficleak"), std::string::npos) << d.out;  // the source x class table
+  // A usage error names the bad source.
+  const CmdResult bad = run_flowpic("train -d " + tmp("c.fpds") + " -o " + tmp("x.fpm") + " --exclude-source nope");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("no source 'nope'"), std::string::npos) << bad.err;
+  const CmdResult t = run_flowpic("train -d " + tmp("c.fpds") + " -o " + tmp("c.fpm") +
+                                  " --classes VoIP,Browsing --fold 0/3 --side train --holdout-by capture --holdout 0.3"
+                                  " --epochs 2 --resolution 16 --time-axis log --tau 0.0001 --horizon 10 --clip 8");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.err.find("calibration on the held-back captures"), std::string::npos) << t.err;
+  const auto model = Model::load(tmp("c.fpm"));
+  EXPECT_NE(model->info().temperature, 1.0);  // fitted, stored, applied
+  EXPECT_EQ(model->info().picture.window.max_windows, 0u);  // the corpus's sampling cap is not served
+  const CmdResult e = run_flowpic("eval -m " + tmp("c.fpm") + " -d " + tmp("c.fpds") + " --fold 0/3 --side test --calibrated --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto j = nlohmann::json::parse(e.out);
+  EXPECT_TRUE(j.contains("ece"));
+  EXPECT_TRUE(j.contains("fitted_threshold"));
+  EXPECT_GT(j["flow_level"]["flows"].get<int>(), 0);
+  EXPECT_TRUE(j["per_source"].contains("vca") || j["per_source"].contains("trafficleak")) << j["per_source"].dump();
+  const CmdResult loso = run_flowpic("eval -m " + tmp("c.fpm") + " -d " + tmp("c.fpds") + " --source vca --json");
+  ASSERT_EQ(loso.code, 0) << loso.err;
+  const auto l = nlohmann::json::parse(loso.out);
+  EXPECT_EQ(l["per_source"].size(), 1u);
+  EXPECT_EQ(l["windows"].get<int>(), l["per_source"]["vca"]["windows"].get<int>());
+}
