@@ -9,4 +9,11 @@ FLOWPIC_TARGETS="${FLOWPIC_TARGETS:-dataplane/flowpicd}" bash scripts/setup.sh >
 BUILD="${FLOWPIC_BUILD:-build}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"   # DPDK's EAL needs root for its runtime directory and memory
+# On a terminal (or with FLOWPIC_TABLE=1) the JSON lines are followed by a table per flow;
+# piped or redirected, stdout carries the JSON lines only (for jq).
+if [ -t 1 ] || [ "${FLOWPIC_TABLE:-0}" = 1 ]; then
+  set +e
+  $SUDO "$BUILD/dataplane/flowpicd" -c configs/replay.yaml "$@" | python3 scripts/verdict_table.py
+  exit "${PIPESTATUS[0]}"
+fi
 exec $SUDO "$BUILD/dataplane/flowpicd" -c configs/replay.yaml "$@"
