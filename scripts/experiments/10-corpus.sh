@@ -41,8 +41,12 @@ AUGMENT=${AUGMENT:-0}
 [ "$AUGMENT" -gt 0 ] && TRAIN+=(--augment "$AUGMENT")
 # CLASSES=A,B,..: train these classes only (e.g. without "other").
 [ -n "${CLASSES:-}" ] && TRAIN+=(--classes "$CLASSES")
+# SEED: the training seed (weights, shuffling, the --cap subset); a seed other than 1 names the run -sN.
+SEED=${SEED:-1}
+TRAIN+=(--seed "$SEED" --cap-seed "$SEED")
 O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}${CLASSES:+-$(tr -cd ',' <<<"$CLASSES" | wc -c | awk '{print $1 + 1}')cls}
 [ "$AUGMENT" -gt 0 ] && O=$O-aug$AUGMENT
+[ "$SEED" != 1 ] && O=$O-s$SEED
 mkdir -p "$O"
 # The corpus depends on the window policy only: recipes with the same windows share it.
 CORPUS=$OUT/corpus-$CORPUS_NAME.fpd
