@@ -32,11 +32,13 @@ fail() {
 }
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$(id -u)" -ne 0 ] && [ "${FLOWPIC_SKIP_PACKAGES:-0}" != 1 ]; then
   command -v sudo >/dev/null || { echo "setup: not root and no sudo: run as root, or install sudo" >&2; exit 1; }
   SUDO="sudo"
 fi
 missing=()
+# FLOWPIC_SKIP_PACKAGES=1: configure and build only (tests of this script must not run apt).
+[ "${FLOWPIC_SKIP_PACKAGES:-0}" = 1 ] && PACKAGES=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -47,6 +49,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" > "$LOGS/apt-install.log" 2>&1 ||
     fail "apt-get install" "$LOGS/apt-install.log" "a package may be missing from your mirror: this needs Debian 12 (bookworm)"
   echo "setup: packages installed"
+elif [ "${FLOWPIC_SKIP_PACKAGES:-0}" = 1 ]; then
+  echo "setup: package step skipped (FLOWPIC_SKIP_PACKAGES=1)"
 else
   echo "setup: all ${#PACKAGES[@]} Debian packages present"
 fi

@@ -166,7 +166,7 @@ void add_dataset(CLI::App& app, Action* action) {
                      r.name, r.captures, r.packets, r.windows, r.kept, r.dropped_by_map, r.unmapped, r.unlabelled, r.seconds);
         per_source[r.name] = {{"captures", r.captures}, {"packets", r.packets}, {"windows", r.windows}, {"kept", r.kept},
                               {"dropped_by_map", r.dropped_by_map}, {"unmapped", r.unmapped}, {"unlabelled", r.unlabelled},
-                              {"warnings", r.warnings.size()}};
+                              {"warnings", r.warnings.size()}, {"flow_identity", r.flow_identity}};
       }
       d.origin = {{"kind", "corpus"},
                   {"data", ca->data},

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 #include <fstream>
 #include <sstream>
@@ -27,6 +28,7 @@ void add_eval(CLI::App& app, Action* action) {
     double temperature = 1.0;
     std::string reliability_png;
     SelectionArgs sel;
+    std::vector<std::string> skip_classes;
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, confusion matrix and accuracy against coverage");
@@ -43,6 +45,10 @@ void add_eval(CLI::App& app, Action* action) {
                 "unmapped classes match by name");
   s->add_flag("--json", a->json, "print the report as JSON");
   a->sel.add_to(s);
+  s->add_option("--skip-class", a->skip_classes,
+                "leave windows of this dataset class out (repeatable): compare a model with a class against one without it "
+                "on the same windows")
+      ->delimiter(',');
   s->add_option("--temperature", a->temperature, "divide the logits by T before the softmax, on top of the model's own temperature")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 100.0));
@@ -91,7 +97,11 @@ void add_eval(CLI::App& app, Action* action) {
         throw UsageError(e.what());
       }
       std::map<std::string, uint64_t> skipped;
+      for (const auto& c : a->skip_classes)
+        if (ds.class_index(c) < 0) throw UsageError("--skip-class: the dataset has no class '" + c + "'");
+      const std::set<std::string> skip(a->skip_classes.begin(), a->skip_classes.end());
       for (uint32_t i : selected) {
+        if (skip.count(ds.classes[ds.windows[i].label])) continue;
         if (to_model[ds.windows[i].label] >= 0) which.push_back(i);
         else ++skipped[ds.classes[ds.windows[i].label]];
       }
@@ -158,9 +168,23 @@ void add_eval(CLI::App& app, Action* action) {
 
       // Flow level: the windows of one connection (both directions, within one capture) vote
       // with their mean probabilities, as the appliance's flow verdict would accumulate them.
+      // Sources whose keys are not real flows (corpus origin flow_identity false: ODE-Flow's
+      // stand-alone windows, Learn-Live's chunks) are left out of the flow level.
+      std::vector<uint8_t> no_flows(ds.sources.size(), 0);
+      if (ds.origin.contains("sources") && ds.origin["sources"].is_object())
+        for (uint32_t c = 0; c < ds.sources.size(); ++c) {
+          const auto& src = ds.origin["sources"];
+          const std::string name = window_source(ds, c);
+          no_flows[c] = src.contains(name) && src[name].is_object() && !src[name].value("flow_identity", true);
+        }
+      uint64_t flow_skipped = 0;
       std::map<std::pair<uint32_t, std::string>, std::pair<std::vector<double>, int>> flows;
       for (size_t i = 0; i < which.size(); ++i) {
         const auto& w = ds.windows[which[i]];
+        if (no_flows[w.source]) {
+          ++flow_skipped;
+          continue;
+        }
         FlowKey key = w.info.key;
         if (std::memcmp(key.src, key.dst, 16) > 0 || (std::memcmp(key.src, key.dst, 16) == 0 && key.sport > key.dport)) {
           std::swap_ranges(key.src, key.src + 16, key.dst);
@@ -170,7 +194,7 @@ void add_eval(CLI::App& app, Action* action) {
         if (f.first.empty()) f.first.assign(static_cast<size_t>(k), 0.0), f.second = to_model[w.label];
         for (int c = 0; c < k; ++c) f.first[static_cast<size_t>(c)] += probs[i * k + c];
       }
-      const bool keyed = ds.origin.value("kind", "") != "ode-flow";
+      const bool keyed = ds.origin.value("kind", "") != "ode-flow" && flow_skipped < which.size();
       Confusion flow_cm(k);
       for (const auto& [id, f] : flows) {
         int best = 0;
@@ -231,7 +255,7 @@ void add_eval(CLI::App& app, Action* action) {
         for (const auto& b : cal.bins) rel.push_back({{"confidence", b.confidence}, {"accuracy", b.accuracy}, {"windows", b.count}});
         j["reliability"] = rel;
         if (keyed) j["flow_level"] = {{"flows", flow_cm.total()}, {"accuracy", flow_cm.accuracy()}, {"macro_f1", flow_cm.macro_f1()},
-                                      {"confusion", flow_cm.to_json(mclasses)}};
+                                      {"windows_without_flows", flow_skipped}, {"confusion", flow_cm.to_json(mclasses)}};
         nlohmann::json src = nlohmann::json::object();
         for (const auto& [name, v] : per_source)
           src[name] = {{"windows", v.second}, {"accuracy", v.second ? static_cast<double>(v.first) / v.second : 0.0}};

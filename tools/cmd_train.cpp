@@ -120,7 +120,17 @@ void add_train(CLI::App& app, Action* action) {
       for (const auto& x : a->exclude)
         if (ds.class_index(x) < 0) throw UsageError("--exclude-class: the dataset has no class '" + x + "'");
       const std::set<std::string> excluded(a->exclude.begin(), a->exclude.end());
-      const auto counts = ds.class_counts();
+      const WindowSelection selection = a->sel.make();
+      std::vector<uint32_t> selected;
+      try {
+        selected = select_windows(ds, selection);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+      // Windows per class among the selected ones: a class the selection leaves empty (e.g. a
+      // class only the left-out source has) is not made an output the model never learns.
+      std::vector<uint64_t> counts(ds.classes.size(), 0);
+      for (uint32_t i : selected) ++counts[ds.windows[i].label];
       std::vector<std::string> classes;
       std::vector<int> to_model(ds.classes.size(), -1);
       if (!a->one_vs_all.empty()) {
@@ -135,8 +145,8 @@ void add_train(CLI::App& app, Action* action) {
           const int c = ds.class_index(w);
           if (c < 0) throw UsageError("--classes: the dataset has no class '" + w + "'");
           if (excluded.count(w)) continue;
-          if (counts[c] < a->min_windows) {
-            spdlog::info("class {} dropped: {} windows < --min-windows {}", w, counts[c], a->min_windows);
+          if (counts[c] < std::max<uint64_t>(1, a->min_windows)) {
+            spdlog::info("class {} dropped: {} selected windows < --min-windows {}", w, counts[c], a->min_windows);
             continue;
           }
           to_model[c] = static_cast<int>(classes.size());
@@ -146,18 +156,11 @@ void add_train(CLI::App& app, Action* action) {
       if (classes.size() < 2) throw UsageError("a model needs at least 2 classes; " + std::to_string(classes.size()) + " left");
 
       std::vector<uint32_t> which;
-      const WindowSelection selection = a->sel.make();
-      std::vector<uint32_t> selected;
-      try {
-        selected = select_windows(ds, selection);
-      } catch (const std::invalid_argument& e) {
-        throw UsageError(e.what());
-      }
       for (uint32_t i : selected)
         if (to_model[ds.windows[i].label] >= 0) which.push_back(i);
       if (which.empty()) throw UsageError("no window left to train on after the class and source selection");
       const size_t floats = picture_floats(pic);
-      const double gib = static_cast<double>(which.size()) * static_cast<double>(floats) * 4 / (1u << 30);
+      const double gib = static_cast<double>(which.size()) * (1.0 + a->augment) * static_cast<double>(floats) * 4 / (1u << 30);
       if (gib > a->max_memory_gb)
         throw std::runtime_error("pictures of " + std::to_string(which.size()) + " windows at " + std::to_string(pic.resolution) +
                                  "x" + std::to_string(pic.resolution) + " need " + std::to_string(gib) +
@@ -251,8 +254,9 @@ void add_train(CLI::App& app, Action* action) {
       opt.threads = a->threads;
       opt.patience = a->patience;
       opt.holdout = a->holdout;
-      const TrainReport rep = train(model, data, opt, [](int epoch, int epochs, float loss, float acc) {
-        spdlog::info("epoch {}/{}: loss {:.4f}, holdout accuracy {:.4f}", epoch, epochs, loss, acc);
+      const char* score_name = data.holdout.empty() ? "accuracy" : "balanced accuracy";
+      const TrainReport rep = train(model, data, opt, [score_name](int epoch, int epochs, float loss, float acc) {
+        spdlog::info("epoch {}/{}: loss {:.4f}, holdout {} {:.4f}", epoch, epochs, loss, score_name, acc);
       });
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -271,6 +275,7 @@ void add_train(CLI::App& app, Action* action) {
       record["best_epoch"] = rep.best_epoch;
       record["holdout"] = a->holdout;
       record["holdout_by"] = a->holdout_by;
+      record["holdout_score"] = data.holdout.empty() ? "accuracy" : "balanced accuracy";  // what holdout_accuracy measures
       record["augment"] = {{"copies", a->augment}, {"size_jitter", a->size_jitter}, {"time_jitter", a->time_jitter}};
       record["selection"] = {{"sources", a->sel.sources}, {"exclude_sources", a->sel.exclude_sources},
                              {"captures", a->sel.captures}, {"exclude_captures", a->sel.exclude_captures}, {"fold", a->sel.fold},
@@ -307,15 +312,18 @@ void add_train(CLI::App& app, Action* action) {
         for (size_t i = 0; i < hold.size(); ++i) argmax(probs.data() + i * k, k, &conf[i]);
         std::vector<float> sorted = conf;
         std::sort(sorted.begin(), sorted.end(), std::greater<float>());
-        const double thr90 = sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, static_cast<size_t>(0.9 * sorted.size()))];
+        const size_t keep = static_cast<size_t>(std::ceil(0.9 * static_cast<double>(sorted.size())));
+        const double thr90 = sorted.empty() ? 0.0 : sorted[std::max<size_t>(keep, 1) - 1];
         record["calibration"] = {{"fitted_on", "held-back captures"}, {"windows", hold.size()}, {"temperature", t},
                                  {"threshold_coverage_0.9", thr90}};
         model->mutable_info().temperature = t;  // every inference path applies it from now on
         spdlog::info("calibration on the held-back captures: temperature {:.3f}, 90 % coverage at confidence >= {:.4f}", t, thr90);
+      } else {
+        spdlog::warn("no calibration: it is fitted on held-back captures (--holdout-by capture with --holdout > 0)");
       }
       model->mutable_info().training = record;
       model->save(a->out);
-      spdlog::info("best epoch {} of {}: holdout accuracy {:.4f}; {:.1f} s; wrote {} ({})", rep.best_epoch, rep.epochs_run,
+      spdlog::info("best epoch {} of {}: holdout {} {:.4f}; {:.1f} s; wrote {} ({})", rep.best_epoch, rep.epochs_run, score_name,
                    rep.best_holdout_acc, seconds, a->out, model->id());
       return 0;
     };

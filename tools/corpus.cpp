@@ -220,6 +220,7 @@ void import_pcaps(const std::vector<std::string>& pcaps, const fs::path& base, c
 void import_ndpi(const fs::path& dir, const CorpusOptions& opt, Builder& b, SourceReport& rep) {
   std::vector<std::string> skipped;
   const auto rows = read_ndpi_labels((dir / "flows_labels.csv").string(), &skipped);
+  for (const auto& w : skipped) rep.warnings.push_back(w);
   const LabelIndex index(rows, LabelColumn::kCategoryApp, "DPI");
   auto pcaps = list_captures((dir / "pcap").string());
   limit(pcaps, opt.max_captures);
@@ -582,12 +583,13 @@ WindowDataset build_corpus(const std::vector<std::string>& sources, const Corpus
   std::vector<std::string> raw;  // raw label per window when there is no map
   std::vector<SourceReport> local;
   std::vector<SourceReport>& reps = reports ? *reports : local;
-  if (!opt.progress) Progress::set_enabled(false);
+  Progress::set_enabled(opt.progress);
   const fs::path data(opt.data_dir);
   for (const auto& s : sources) {
     reps.emplace_back();
     SourceReport& rep = reps.back();
     rep.name = s;
+    rep.flow_identity = s != "ode-flow" && s != "learnlive";
     Builder b(ds, opt, rep, raw);
     b.begin(s);
     const auto t0 = std::chrono::steady_clock::now();
@@ -606,7 +608,7 @@ WindowDataset build_corpus(const std::vector<std::string>& sources, const Corpus
     else if (s == "learnlive") import_learnlive(data / "learnlive", opt, b, rep);
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  Progress::set_enabled(true);
+  Progress::set_enabled(true);  // the process default (the CLI decides per call)
   if (!opt.map) assign_classes_by_name(ds, raw);
   return ds;
 }

@@ -50,6 +50,9 @@ struct SourceReport {
   uint64_t unlabelled = 0;          // flow without a label in the source (e.g. nDPI not DPI)
   std::vector<std::string> warnings;
   double seconds = 0;
+  // False when a window's flow key is not a real flow of its capture (ODE-Flow: every window
+  // stands alone; Learn-Live: 40-packet chunks of connections): flow-level scores skip them.
+  bool flow_identity = true;
 };
 
 // The source names, in import order: ode-flow ndpi requet vca video-traffic trafficleak fgnet learnlive.
@@ -58,8 +61,9 @@ const std::vector<std::string>& corpus_source_names();
 std::string source_of_capture(const std::string& capture);
 
 // Imports the named sources (throws std::runtime_error naming the file on unreadable input,
-// std::invalid_argument on an unknown source). Windows of ode-flow and learnlive exist only as
-// count windows of their own length: with another window policy they are skipped with a warning.
+// std::invalid_argument on an unknown source). ODE-Flow's windows are 20-packet count windows and
+// Learn-Live's subflows 40 packets: both are imported only for count:20 windows (skipped with a
+// warning otherwise).
 WindowDataset build_corpus(const std::vector<std::string>& sources, const CorpusOptions& opt,
                            std::vector<SourceReport>* reports);
 
