@@ -8,7 +8,9 @@
 # threshold fitted on each model's held-back captures, never on its test), and a report
 # (markdown + PNGs) written by corpus_report.py.
 #
-#   RECIPE=count20 scripts/experiments/10-corpus.sh        # the default model's recipe
+#   NO_TRAIN=fgnet CLASSES=VoIP,Video,File_Transfer,Chat,Browsing RECIPE=count20 \
+#     scripts/experiments/10-corpus.sh                     # the shipped model's recipe
+#   RECIPE=count20 scripts/experiments/10-corpus.sh        # 20-packet windows, six classes, every source
 #   RECIPE=time15  scripts/experiments/10-corpus.sh        # 15-s time windows
 #   REPORT=docs/accuracy-corpus.md scripts/experiments/10-corpus.sh
 # Environment as common.sh (FLOWPIC, DATA, OUT, THREADS), plus RECIPE, FOLDS (5), JOBS (2: the
@@ -48,12 +50,14 @@ O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}${CLASSES:+-$(tr -cd ',' <
 [ "$AUGMENT" -gt 0 ] && O=$O-aug$AUGMENT
 [ "$SEED" != 1 ] && O=$O-s$SEED
 mkdir -p "$O"
-# The corpus depends on the window policy only: recipes with the same windows share it.
-CORPUS=$OUT/corpus-$CORPUS_NAME.fpd
+# The corpus depends on the window policy and the class map only: recipes with the same windows
+# and map share it (the map's checksum is in the file name, so an edited map makes a new corpus).
+CLASS_MAP=${CLASS_MAP:-$REPO/corpus/class-map.csv}
+CORPUS=$OUT/corpus-$CORPUS_NAME-map$(sha256sum "$CLASS_MAP" | cut -c1-8).fpd
 
 if [ ! -s "$CORPUS" ]; then
   echo "== corpus (${WINDOW[*]}) -> $CORPUS"
-  fp dataset corpus --data "$DATA" "${WINDOW[@]}" -o "$CORPUS" > "${CORPUS%.fpd}.txt" 2> "${CORPUS%.fpd}.log" ||
+  fp dataset corpus --data "$DATA" --class-map "$CLASS_MAP" "${WINDOW[@]}" -o "$CORPUS" > "${CORPUS%.fpd}.txt" 2> "${CORPUS%.fpd}.log" ||
     { tail -20 "${CORPUS%.fpd}.log" >&2; exit 1; }
 fi
 cp "${CORPUS%.fpd}.txt" "$O/corpus.txt"

@@ -11,9 +11,10 @@ NO_TRAIN=${NO_TRAIN-fgnet}
 # left-out sources' windows into it (docs/accuracy-corpus.md).
 CLASSES=${CLASSES-VoIP,Video,File_Transfer,Chat,Browsing}
 MODEL=${MODEL:-$OUT/default.fpm}
-CORPUS=$OUT/corpus-count20.fpd
+CLASS_MAP=${CLASS_MAP:-$REPO/corpus/class-map.csv}
+CORPUS=$OUT/corpus-count20-map$(sha256sum "$CLASS_MAP" | cut -c1-8).fpd   # as 10-corpus.sh names it
 if [ ! -s "$CORPUS" ]; then
-  fp dataset corpus --data "$DATA" --window count:20 --min-packets 20 --max-windows 100 -o "$CORPUS" > "${CORPUS%.fpd}.txt" 2> "${CORPUS%.fpd}.log" ||
+  fp dataset corpus --data "$DATA" --class-map "$CLASS_MAP" --window count:20 --min-packets 20 --max-windows 100 -o "$CORPUS" > "${CORPUS%.fpd}.txt" 2> "${CORPUS%.fpd}.log" ||
     { tail -20 "${CORPUS%.fpd}.log" >&2; exit 1; }
 fi
 EXCLUDE=(--exclude-capture ode-flow/val)
@@ -25,12 +26,7 @@ fp train -d "$CORPUS" -o "$MODEL" --name corpus-lenet32 --seed 1 --threads "$THR
    2>&1 | tee "$OUT/train-default.log" | grep -E "windows, |holding back|calibration|best epoch"
 echo "== ODE-Flow val (in distribution: the other ODE-Flow windows were trained on)"
 fp eval -m "$MODEL" -d "$CORPUS" --capture ode-flow/val --calibrated | head -4
-echo "== the demo capture (tests/data/wa_voice.pcap, never trained on): verdicts per flow"
-fp classify "$REPO/tests/data/wa_voice.pcap" -m "$MODEL" | python3 -c '
-import collections, json, sys
-per = collections.defaultdict(collections.Counter)
-for line in sys.stdin:
-    v = json.loads(line)
-    per[v["flow"]][v["class"]] += 1
-for flow, c in per.items():
-    print(f"  {flow:48s} " + ", ".join(f"{k} {n}" for k, n in c.most_common()))'
+for pcap in zoom2.pcap wa_voice.pcap; do
+  echo "== tests/data/$pcap (never trained on; zoom2 is the README's demo): verdicts per flow"
+  fp classify "$REPO/tests/data/$pcap" -m "$MODEL" | python3 "$REPO/scripts/verdict_table.py" --table-only
+done
