@@ -58,6 +58,17 @@ class Flowpicd : public ::testing::Test {
     for (std::size_t i = 0; i < std::min<std::size_t>(2, only_y.size()); ++i) msg += std::string("\nonly ") + bn + ": " + only_y[i];
     ADD_FAILURE() << msg;
   }
+  // Replays tests/data/NAME through flowpicd and `flowpic classify` with model_: a clean run,
+  // classify exits 0, the same verdict lines. Callers return on HasFatalFailure().
+  void run_both(const std::string& name, const std::string& tag, RunResult* d, RunResult* c) {
+    const std::string pcap = capture(name);
+    *d = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), tag + "d_" + name);
+    expect_clean_run(*d);
+    if (HasFatalFailure()) return;
+    *c = run_process(flowpic_bin(), {"classify", pcap, "-m", model_}, dir_.path(), 120, tag + "c_" + name);
+    ASSERT_EQ(c->exit_code, 0) << c->err;
+    expect_same_lines(d->out_lines(), c->out_lines(), "flowpicd", "flowpic classify");
+  }
   TempDir dir_;
   std::string model_;
 };
@@ -73,12 +84,10 @@ TEST_F(Flowpicd, VerdictsEqualFlowpicClassifyOnRealCaptures) {
   for (const auto& name : captures) {
     SCOPED_TRACE(name);
     const std::string pcap = capture(name);
-    const RunResult d = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "d_" + name);
-    expect_clean_run(d);
-    const RunResult c = run_process(flowpic_bin(), {"classify", pcap, "-m", model_}, dir_.path(), 120, "c_" + name);
-    ASSERT_EQ(c.exit_code, 0) << c.err;
+    RunResult d, c;
+    run_both(name, "", &d, &c);
+    if (HasFatalFailure()) return;
     const auto mine = d.out_lines();
-    expect_same_lines(mine, c.out_lines(), "flowpicd", "flowpic classify");
     total += mine.size();
     // Every packet of the capture was received, and forwarded (no action configured).
     const auto packets = read_pcap_packets(pcap);
@@ -100,12 +109,9 @@ TEST_F(Flowpicd, ShippedModelGivesClassifysVerdictsAndCallsTheDemoCallVoIP) {
   model_ = env_or("FLOWPIC_REPO", ".") + "/models/default.fpm";
   for (const std::string name : {"zoom2.pcap", "wa_voice.pcap"}) {
     SCOPED_TRACE(name);
-    const std::string pcap = capture(name);
-    const RunResult d = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "shipped_d_" + name);
-    expect_clean_run(d);
-    const RunResult c = run_process(flowpic_bin(), {"classify", pcap, "-m", model_}, dir_.path(), 120, "shipped_c_" + name);
-    ASSERT_EQ(c.exit_code, 0) << c.err;
-    expect_same_lines(d.out_lines(), c.out_lines(), "flowpicd", "flowpic classify");
+    RunResult d, c;
+    run_both(name, "shipped_", &d, &c);
+    if (HasFatalFailure()) return;
     if (name != "zoom2.pcap") continue;
     // Every window of zoom2.pcap belongs to the call (UDP to and from Zoom's port 8801).
     int voip = 0, total = 0;
