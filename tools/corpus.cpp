@@ -204,12 +204,7 @@ void import_pcaps(const std::vector<std::string>& pcaps, const fs::path& base, c
   for (const auto& p : pcaps) {
     capture_key = key_base.empty() ? fs::path(p).filename().string() : rel(p, key_base);
     b.capture(rel(p, base));
-    std::string warning;
-    try {
-      pipe.run_pcap(p, nullptr, &warning);
-    } catch (const std::exception& e) {
-      warning = e.what();
-    }
+    const std::string warning = pipe.run_pcap_or_reason(p);
     if (!warning.empty()) rep.warnings.push_back(warning);
     bar.add(1);
   }

@@ -59,12 +59,7 @@ WindowDataset build_pcap_dataset(const std::vector<std::string>& pcaps, const Pc
     if (opt.per_pcap_label.empty() && !pcap_has_labels) ++rep.pcaps_without_labels;
     source = static_cast<uint32_t>(ds.sources.size());
     ds.sources.push_back(pcap_name);
-    std::string warning;
-    try {
-      pipe.run_pcap(path, nullptr, &warning);
-    } catch (const std::exception& e) {
-      warning = e.what();
-    }
+    const std::string warning = pipe.run_pcap_or_reason(path);
     if (!warning.empty()) rep.warnings.push_back(warning);
     bar.add(1, pcap_name);
   }

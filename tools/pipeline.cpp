@@ -51,6 +51,16 @@ void OfflinePipeline::run_pcap(const std::string& path, Progress* progress, std:
   }
 }
 
+std::string OfflinePipeline::run_pcap_or_reason(const std::string& path) {
+  std::string warning;
+  try {
+    run_pcap(path, nullptr, &warning);
+  } catch (const std::exception& e) {
+    warning = e.what();
+  }
+  return warning;
+}
+
 void OfflinePipeline::begin_capture() {
   ++counters_.pcaps;
   step_.now = 0;

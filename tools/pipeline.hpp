@@ -38,6 +38,9 @@ class OfflinePipeline {
   // flows: each has its own time base). Throws std::runtime_error when it cannot be opened;
   // a corrupt record ends the capture early, counted and reported in *warning.
   void run_pcap(const std::string& path, Progress* progress = nullptr, std::string* warning = nullptr);
+  // run_pcap that never throws: "" when the capture was read whole, else why it was not (cannot
+  // be opened, unsupported link type, corrupt record). For importers that go on to the next file.
+  std::string run_pcap_or_reason(const std::string& path);
 
   // Packets that come as records rather than frames (the corpus importers of text sources:
   // sizes, times and a flow per record). begin_capture() restarts the clock, feed() accounts
