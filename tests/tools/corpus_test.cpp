@@ -113,7 +113,8 @@ TEST(ClassMap, RefusesBadFilesWithTheLine) {
 
 TEST(ClassMap, TheShippedMapIsVersionedAndCoversEveryFgnetApp) {
   const auto m = ClassMap::load(repo_file("corpus/class-map.csv"));
-  EXPECT_GE(m.version(), 1);
+  EXPECT_GE(m.version(), 2);
+  EXPECT_EQ(m.map("ndpi", "Cloud/Dropbox"), 5);  // v2: LAN-sync discovery is background, not a transfer
   EXPECT_EQ(m.classes(), (std::vector<std::string>{"VoIP", "Video", "File_Transfer", "Chat", "Browsing", "other"}));
   EXPECT_EQ(m.map("ndpi", "Media/RTP"), 0);
   EXPECT_EQ(m.map("ndpi", "Web/TLS"), 4);
