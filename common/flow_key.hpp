@@ -1,4 +1,4 @@
-// Unidirectional flow key shared by the parser, the flow tables and every output.
+// Flow key (one direction; see canonicalize for both) shared by the parser, the flow tables and every output.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,34 @@ inline bool operator!=(const FlowKey& a, const FlowKey& b) noexcept { return !(a
 // Total order (bytewise) for deterministic sorting of outputs.
 inline bool operator<(const FlowKey& a, const FlowKey& b) noexcept {
   return std::memcmp(&a, &b, sizeof(FlowKey)) < 0;
+}
+
+// Orders the two endpoints of `k` so that both directions of a connection give the same key:
+// the (address, port) pair that compares smaller (bytewise address, then port) becomes the
+// source. Returns true when it swapped them (the packet goes from the larger endpoint to the
+// smaller). Used by bidirectional flow tables; a fragment's key (no ports) is ordered by address.
+inline bool canonicalize(FlowKey& k) noexcept {
+  const int c = std::memcmp(k.src, k.dst, sizeof(k.src));
+  if (c < 0 || (c == 0 && k.sport <= k.dport)) return false;
+  uint8_t t[16];
+  std::memcpy(t, k.src, sizeof(t));
+  std::memcpy(k.src, k.dst, sizeof(t));
+  std::memcpy(k.dst, t, sizeof(t));
+  const uint16_t p = k.sport;
+  k.sport = k.dport;
+  k.dport = p;
+  return true;
+}
+// The same key seen from the other side (source and destination swapped).
+inline FlowKey reversed(FlowKey k) noexcept {
+  uint8_t t[16];
+  std::memcpy(t, k.src, sizeof(t));
+  std::memcpy(k.src, k.dst, sizeof(t));
+  std::memcpy(k.dst, t, sizeof(t));
+  const uint16_t p = k.sport;
+  k.sport = k.dport;
+  k.dport = p;
+  return k;
 }
 
 // 64-bit hash of the key (XXH3); used by the flow tables.

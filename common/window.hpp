@@ -1,8 +1,10 @@
-// A closed window of one unidirectional flow: what leaves a flow table and what a
-// FlowPic is built from. Shared by the offline tools and the appliance.
+// A closed window of one flow (unidirectional, or both directions of a connection when the
+// window policy says so): what leaves a flow table and what a FlowPic is built from. Shared
+// by the offline tools and the appliance.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common/flow_key.hpp"
@@ -10,12 +12,24 @@
 namespace flowpic {
 
 // One packet of a window. 8 bytes so a window's records are compact in rings and pools.
+// Build it with the constructor (brace initialisation {t, size, weight} calls it), never by
+// position: the size shares its 16 bits with the direction.
 struct PacketRecord {
-  uint32_t t_us;    // arrival time, microseconds since the window's first packet
-  uint16_t size;    // IP packet length in bytes (may exceed 1500: jumbo/TSO captures)
-  uint16_t weight;  // packets this record stands for (>1 only after decimation, see flowtable)
+  static constexpr uint16_t kMaxSize = 0x7fff;  // sizes are clamped here (a picture's top row is lower)
+  uint32_t t_us;        // arrival time, microseconds since the window's first packet
+  uint16_t size : 15;   // IP packet length in bytes, clamped to kMaxSize (jumbo/TSO captures exceed 1500)
+  uint16_t reverse : 1; // bidirectional windows: 1 = sent by the flow's responder (the side that did
+                        // not send its first packet); always 0 in unidirectional windows
+  uint16_t weight;      // packets this record stands for (>1 only after decimation, see flowtable)
+
+  PacketRecord() = default;
+  constexpr PacketRecord(uint32_t t, uint32_t ip_len, uint16_t w, bool rev = false) noexcept
+      : t_us(t), size(static_cast<uint16_t>(ip_len < kMaxSize ? ip_len : kMaxSize)), reverse(rev ? 1 : 0), weight(w) {}
+  // The 16-bit word a dataset file stores for size and direction (size | reverse << 15).
+  uint16_t size_word() const noexcept { return static_cast<uint16_t>(size | (reverse << 15)); }
 };
 static_assert(sizeof(PacketRecord) == 8);
+static_assert(std::is_trivially_copyable_v<PacketRecord>);
 
 enum class CloseReason : uint8_t {
   kCount = 0,   // count window reached its packet count

@@ -75,6 +75,7 @@ constexpr uint32_t kNone = 0xffffffffu;
 constexpr uint8_t kInUse = 1;
 constexpr uint8_t kUnrecorded = 2;  // the open window got no chunk at its first packet
 constexpr uint8_t kCapped = 4;      // the open window stopped recording at the maximum stride
+constexpr uint8_t kFirstSwapped = 8;  // bidirectional: the flow's first packet had a swapped (canonicalised) key
 
 struct IndexEntry {
   uint32_t tag;
@@ -163,6 +164,7 @@ struct FlowTable::Impl {
   void* sink_ctx;
   uint8_t lcore;
   bool time_windows;
+  bool bidirectional;
   TimeNs length_ns;
   TimeNs idle_ns;
   uint32_t count_packets;
@@ -210,6 +212,7 @@ struct FlowTable::Impl {
 
   explicit Impl(const FlowTableConfig& config) : cfg(config) {
     time_windows = cfg.window.kind == WindowPolicy::Kind::kTime;
+    bidirectional = cfg.window.bidirectional;
     length_ns = cfg.window.length_ns;
     idle_ns = cfg.idle_timeout_ns;
     count_packets = cfg.window.packets;
@@ -325,7 +328,9 @@ struct FlowTable::Impl {
 
   PacketRecord& last_record(Slot& f) noexcept { return chunk(f.tail)[(f.n_records - 1) % kChunkRecords]; }
 
-  void record(Slot& f, TimeNs t, uint32_t ip_len) noexcept {
+  // `rev`: the packet went responder -> initiator (bidirectional tables). Under decimation a
+  // record stands for consecutive packets and keeps the direction of the first of them.
+  void record(Slot& f, TimeNs t, uint32_t ip_len, bool rev) noexcept {
     if (f.flags & (kUnrecorded | kCapped)) return;
     if (max_windows && f.windows_seen >= max_windows) return;  // over limit: keep nothing
     if (f.stride_log2 && last_record(f).weight < (1u << f.stride_log2)) {
@@ -355,10 +360,8 @@ struct FlowTable::Impl {
       }
     }
     const TimeNs dt = (t - f.win_first_ns) / kNsPerUs;
-    PacketRecord& r = chunk(f.tail)[f.n_records % kChunkRecords];
-    r.t_us = dt > 0xffffffffull ? 0xffffffffu : static_cast<uint32_t>(dt);
-    r.size = static_cast<uint16_t>(std::min<uint32_t>(ip_len, 0xffff));
-    r.weight = 1;
+    chunk(f.tail)[f.n_records % kChunkRecords] =
+        PacketRecord(dt > 0xffffffffull ? 0xffffffffu : static_cast<uint32_t>(dt), ip_len, 1, rev);
     ++f.n_records;
   }
 
@@ -375,7 +378,7 @@ struct FlowTable::Impl {
       ++c.windows_no_records;
     } else {
       WindowInfo info;
-      info.key = f.key;
+      info.key = (f.flags & kFirstSwapped) ? reversed(f.key) : f.key;
       if (time_windows) {
         info.start_ns = f.win_end_ns - length_ns;
         info.end_ns = f.win_end_ns;
@@ -418,13 +421,13 @@ struct FlowTable::Impl {
     if (!time_windows) ++f.win_index;
   }
 
-  void start_flow(uint32_t s, const FlowKey& key, uint32_t tag, TimeNs now) noexcept {
+  void start_flow(uint32_t s, const FlowKey& key, uint32_t tag, TimeNs now, bool swapped) noexcept {
     Slot& f = slots[s];
     f.key = key;
     f.last_ns = now;
     f.win_end_ns = now;  // time windows: the first packet opens block 0
     f.win_packets = 0;
-    f.flags = kInUse;
+    f.flags = static_cast<uint8_t>(kInUse | (bidirectional && swapped ? kFirstSwapped : 0));
     f.stride_log2 = 0;
     f.verdict = -1;
     f.win_first_ns = now;
@@ -461,7 +464,7 @@ struct FlowTable::Impl {
     ++c.flows_expired;
   }
 
-  uint32_t create(const FlowKey& key, uint32_t tag, uint32_t pos, TimeNs now) noexcept {
+  uint32_t create(const FlowKey& key, uint32_t tag, uint32_t pos, TimeNs now, bool swapped) noexcept {
     if (free_top == 0) {
       bool reclaimed = false;
       for (uint32_t k = 0; k < kReclaimProbe && k < capacity; ++k) {
@@ -481,11 +484,11 @@ struct FlowTable::Impl {
     index[pos] = IndexEntry{tag, s};
     ++index_epoch;
     ++size;
-    start_flow(s, key, tag, now);
+    start_flow(s, key, tag, now, swapped);
     return s;
   }
 
-  void add_packet(uint32_t s, uint32_t ip_len, TimeNs now) noexcept {
+  void add_packet(uint32_t s, uint32_t ip_len, TimeNs now, bool swapped) noexcept {
     Slot& f = slots[s];
     TimeNs t = now < f.last_ns ? f.last_ns : now;
     if (time_windows) {
@@ -505,22 +508,23 @@ struct FlowTable::Impl {
     ++f.packets;
     f.bytes += ip_len;
     f.last_ns = t;
-    record(f, t, ip_len);
+    record(f, t, ip_len, bidirectional && swapped != ((f.flags & kFirstSwapped) != 0));
     if (!time_windows && f.win_packets == count_packets) close_window(s, CloseReason::kCount);
   }
 
-  uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept {
+  uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now, bool swapped) noexcept {
     const uint32_t tag = static_cast<uint32_t>(hash);
     uint32_t pos = 0;
     const uint32_t s = lookup(key, tag, &pos);  // sets pos: not inside the call below (argument order is unspecified)
-    return account(key, tag, s, pos, ip_len, now);
+    return account(key, tag, s, pos, ip_len, now, swapped);
   }
 
   // The packet of a flow found at `s` (kNone: absent, `pos` = where its index entry goes).
-  uint32_t account(const FlowKey& key, uint32_t tag, uint32_t s, uint32_t pos, uint32_t ip_len, TimeNs now) noexcept {
+  uint32_t account(const FlowKey& key, uint32_t tag, uint32_t s, uint32_t pos, uint32_t ip_len, TimeNs now,
+                   bool swapped) noexcept {
     ++c.packets;
     if (s == kNone) {
-      s = create(key, tag, pos, now);
+      s = create(key, tag, pos, now, swapped);
       if (s == kNone) {
         ++c.flows_rejected_full;
         return kNoSlot;
@@ -530,15 +534,15 @@ struct FlowTable::Impl {
       if (slots[s].win_packets) close_window(s, CloseReason::kIdle);
       free_chain(slots[s]);
       ++c.flows_expired;
-      start_flow(s, key, tag, now);
+      start_flow(s, key, tag, now, swapped);
     }
-    add_packet(s, ip_len, now);
+    add_packet(s, ip_len, now, swapped);
     return s;
   }
 
   void view(uint32_t s, FlowView& v) const noexcept {
     const Slot& f = slots[s];
-    v.key = f.key;
+    v.key = (f.flags & kFirstSwapped) ? reversed(f.key) : f.key;  // as its first packet saw it
     v.packets = f.packets;
     v.bytes = f.bytes;
     v.first_ns = f.first_ns;
@@ -562,8 +566,8 @@ FlowTable::FlowTable(const FlowTableConfig& cfg, WindowSink sink, void* sink_ctx
 
 FlowTable::~FlowTable() = default;
 
-uint32_t FlowTable::on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept {
-  return impl_->on_packet(key, hash, ip_len, now);
+uint32_t FlowTable::on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now, bool swapped) noexcept {
+  return impl_->on_packet(key, hash, ip_len, now, swapped);
 }
 
 void FlowTable::prefetch(uint64_t hash) const noexcept {
@@ -571,7 +575,8 @@ void FlowTable::prefetch(uint64_t hash) const noexcept {
 }
 
 void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens,
-                         const TimeNs* times, uint32_t n, uint32_t* slots_out, int16_t* verdicts_out) noexcept {
+                         const TimeNs* times, uint32_t n, uint32_t* slots_out, int16_t* verdicts_out,
+                         const uint8_t* swapped) noexcept {
   Impl& m = *impl_;
   // A software pipeline over the burst: packet j + kSlotAhead has its index entry read by tag
   // alone (its line was prefetched with the hash) and its candidate slot prefetched, packet
@@ -613,7 +618,7 @@ void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint
       const uint32_t tag = static_cast<uint32_t>(hashes[i]);
       uint32_t s = cand[j], p = pos[j];
       if (m.index_epoch != epoch[j] || (s != kNone && !(m.slots[s].key == keys[i]))) s = m.lookup(keys[i], tag, &p);
-      s = m.account(keys[i], tag, s, p, ip_lens[i], times[i]);
+      s = m.account(keys[i], tag, s, p, ip_lens[i], times[i], swapped != nullptr && swapped[i] != 0);
       if (slots_out) slots_out[i] = s;
       if (verdicts_out) verdicts_out[i] = s == kNoSlot ? int16_t{-1} : m.slots[s].verdict;
     }
@@ -671,7 +676,9 @@ uint32_t FlowTable::record_chunks() const noexcept { return impl_->n_chunks; }
 uint32_t FlowTable::chunks_free() const noexcept { return impl_->n_free_chunks; }
 const FlowTableConfig& FlowTable::config() const noexcept { return impl_->cfg; }
 
-bool FlowTable::find(const FlowKey& key, FlowView& out) const noexcept {
+bool FlowTable::find(const FlowKey& key_in, FlowView& out) const noexcept {
+  FlowKey key = key_in;
+  if (impl_->bidirectional) canonicalize(key);
   const uint32_t s = impl_->lookup(key, static_cast<uint32_t>(flow_hash(key)), nullptr);
   if (s == kNone) return false;
   impl_->view(s, out);

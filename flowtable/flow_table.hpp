@@ -1,4 +1,6 @@
-// Per-lcore (or per-reader) table of unidirectional flows and their open windows.
+// Per-lcore (or per-reader) table of flows and their open windows. A flow is one direction of
+// a connection, or both when the window policy is bidirectional (the caller then passes
+// canonical keys, see canonicalize() in common/flow_key.hpp, and which way each packet went).
 // Single-threaded by design: one owner calls everything except the const readers noted.
 // All memory is allocated in the constructor; the packet path allocates nothing,
 // takes no lock, throws nothing and makes no system call.
@@ -21,6 +23,8 @@ struct WindowPolicy {
   uint32_t packets = 20;              // count windows: packets per window
   uint32_t min_packets = 10;          // smaller windows are not emitted (counted as too_small)
   uint32_t max_windows = 0;           // windows emitted per flow; 0 = unlimited, 1 = early verdict only
+  bool bidirectional = false;         // a flow is both directions of a connection; each record says
+                                      // which (PacketRecord::reverse); count windows count both
 };
 
 struct FlowTableConfig {
@@ -98,17 +102,23 @@ class FlowTable {
 
   // Fast path. Accounts one packet of `key` (hash = flow_hash(key)) at time `now`;
   // may close and emit windows. Returns the flow's slot, or kNoSlot if it is not tracked.
-  uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now) noexcept;
+  // Bidirectional tables: `key` is canonical and `swapped` is what canonicalize() returned for
+  // the packet's own key; a record is `reverse` when its packet went the other way from the
+  // flow's first packet, and windows carry the key as the first packet saw it (initiator ->
+  // responder). Unidirectional tables ignore `swapped`.
+  uint32_t on_packet(const FlowKey& key, uint64_t hash, uint32_t ip_len, TimeNs now, bool swapped = false) noexcept;
 
   // Same result as calling on_packet(keys[i], hashes[i], ip_lens[i], times[i]) for i = 0..n-1
   // in order (slots_out[i] = its return value, verdicts_out[i] = verdict() of that slot right
   // after the packet; either may be null), with the index, slot and record cache misses of the
   // burst overlapped: while packet i is accounted, packet i + 20 has its index entry read and
   // its candidate slot prefetched, and packet i + 8 its record line. Use it from poll loops,
-  // having called prefetch(hashes[i]) as the hashes were computed.
+  // having called prefetch(hashes[i]) as the hashes were computed. `swapped` (null: none) as
+  // on_packet's, one byte per packet.
   static constexpr uint32_t kMaxBurst = 64;
   void on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens, const TimeNs* times,
-                uint32_t n, uint32_t* slots_out, int16_t* verdicts_out = nullptr) noexcept;
+                uint32_t n, uint32_t* slots_out, int16_t* verdicts_out = nullptr,
+                const uint8_t* swapped = nullptr) noexcept;
 
   // Prefetches the index bucket of `hash` (for callers running their own pipeline).
   void prefetch(uint64_t hash) const noexcept;
@@ -142,6 +152,7 @@ class FlowTable {
   bool scan(uint32_t* cursor, uint32_t budget, F&& visit) const {
     return scan_impl(cursor, budget, [](void* f, const FlowView& v) { (*static_cast<F*>(f))(v); }, &visit);
   }
+  // The flow of `key` (either direction's key in a bidirectional table).
   bool find(const FlowKey& key, FlowView& out) const noexcept;
 
  private:

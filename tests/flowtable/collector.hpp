@@ -44,6 +44,12 @@ inline uint32_t feed(FlowTable& t, const FlowKey& k, uint32_t len, TimeNs now) {
   return t.on_packet(k, flow_hash(k), len, now);
 }
 
+// A packet of `k` (as the packet carries it) into a bidirectional table: canonical key, direction.
+inline uint32_t feed_bi(FlowTable& t, FlowKey k, uint32_t len, TimeNs now) {
+  const bool swapped = canonicalize(k);
+  return t.on_packet(k, flow_hash(k), len, now, swapped);
+}
+
 inline bool same_info(const WindowInfo& a, const WindowInfo& b) {
   return a.key == b.key && a.start_ns == b.start_ns && a.end_ns == b.end_ns && a.first_ns == b.first_ns &&
          a.last_ns == b.last_ns && a.bytes == b.bytes && a.packets == b.packets && a.index == b.index &&
@@ -54,7 +60,9 @@ inline bool same_info(const WindowInfo& a, const WindowInfo& b) {
 inline bool same_records(const std::vector<PacketRecord>& a, const std::vector<PacketRecord>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].t_us != b[i].t_us || a[i].size != b[i].size || a[i].weight != b[i].weight) return false;
+    if (a[i].t_us != b[i].t_us || a[i].size != b[i].size || a[i].weight != b[i].weight ||
+        a[i].reverse != b[i].reverse)
+      return false;
   return true;
 }
 
