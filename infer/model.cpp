@@ -127,11 +127,12 @@ ArchGeometry arch_geometry(Arch arch, int resolution) {
   return g;
 }
 
-std::vector<Tensor> parameter_shapes(Arch arch, int resolution, int classes) {
+std::vector<Tensor> parameter_shapes(Arch arch, int resolution, int classes, int channels) {
+  if (channels < 1 || channels > 2) throw ModelError("input channels must be 1 or 2, got " + std::to_string(channels));
   if (classes < 2) throw ModelError("a model needs at least 2 classes, got " + std::to_string(classes));
   const ArchGeometry g = arch_geometry(arch, resolution);
   std::vector<Tensor> t;
-  t.push_back(shape("conv1.weight", {g.conv1.channels, 1, g.conv1.kernel, g.conv1.kernel}));
+  t.push_back(shape("conv1.weight", {g.conv1.channels, channels, g.conv1.kernel, g.conv1.kernel}));
   t.push_back(shape("conv1.bias", {g.conv1.channels}));
   t.push_back(shape("conv2.weight", {g.conv2.channels, g.conv1.channels, g.conv2.kernel, g.conv2.kernel}));
   t.push_back(shape("conv2.bias", {g.conv2.channels}));
@@ -152,7 +153,7 @@ std::shared_ptr<Model> Model::create(const ModelInfo& info, uint64_t seed) {
   auto m = std::make_shared<Model>();
   m->info_ = info;
   m->tensors_ = parameter_shapes(info.arch, static_cast<int>(info.picture.resolution),
-                                 static_cast<int>(info.classes.size()));
+                                 static_cast<int>(info.classes.size()), static_cast<int>(info.picture.channels));
   // He-uniform: U(-sqrt(6/fan_in), +sqrt(6/fan_in)) for weights, zero biases. Uniforms are made
   // from raw 64-bit draws (not std::uniform_real_distribution) so every platform gets the same weights.
   std::mt19937_64 rng(seed);
@@ -334,7 +335,7 @@ std::shared_ptr<const Model> Model::from_bytes(const std::string& bytes, const s
   std::vector<Tensor> expect;
   try {
     expect = parameter_shapes(info.arch, static_cast<int>(info.picture.resolution),
-                              static_cast<int>(info.classes.size()));
+                              static_cast<int>(info.classes.size()), static_cast<int>(info.picture.channels));
   } catch (const ModelError& e) {
     fail(e.what());
   }

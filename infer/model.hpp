@@ -69,6 +69,11 @@ class Model {
   uint32_t checksum() const noexcept { return checksum_; }
   int num_classes() const noexcept { return static_cast<int>(info_.classes.size()); }
   int resolution() const noexcept { return static_cast<int>(info_.picture.resolution); }
+  int channels() const noexcept { return static_cast<int>(info_.picture.channels); }  // 1, or 2 (one per direction)
+  // Floats of one input picture: channels * R * R.
+  std::size_t picture_floats() const noexcept {
+    return static_cast<std::size_t>(info_.picture.channels) * info_.picture.resolution * info_.picture.resolution;
+  }
 
  private:
   ModelInfo info_;
@@ -79,10 +84,10 @@ class Model {
 
 // Shapes of the parameter tensors an architecture needs for R x R input and C classes
 // (data left empty). Order = file order = Trainer gradient order:
-//   conv1.weight [o,1,k,k], conv1.bias, conv2.weight [o,i,k,k], conv2.bias,
+//   conv1.weight [o,channels,k,k], conv1.bias, conv2.weight [o,i,k,k], conv2.bias,
 //   fc1.weight [o, C2*P2*P2] (input flattened in c,h,w order), fc1.bias, ..., fcN.weight [classes, i], fcN.bias.
 // Throws ModelError when R is too small for the arch or classes < 2.
-std::vector<Tensor> parameter_shapes(Arch arch, int resolution, int classes);
+std::vector<Tensor> parameter_shapes(Arch arch, int resolution, int classes, int channels = 1);
 
 // Layer geometry of an arch at resolution R (shared by the model file, Network and Trainer).
 struct ConvGeometry {

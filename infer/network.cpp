@@ -106,7 +106,7 @@ struct Network::Impl {
 
   std::shared_ptr<const Model> model;
   ArchGeometry geo;
-  int max_batch = 1, threads = 1, classes = 0, R = 0;
+  int max_batch = 1, threads = 1, classes = 0, R = 0, Ch = 1;
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   AlignedBuf input;
@@ -165,7 +165,7 @@ struct Network::Impl {
     int next_slot = 0;
     Ref cur_ref = Ref::kInput;
     int cur_index = 0;
-    memory::desc cur = memory::desc({b, 1, R, R}, dt::f32, tag::nchw);
+    memory::desc cur = memory::desc({b, Ch, R, R}, dt::f32, tag::nchw);
     // The picture is given as nchw (the library's direct jit kernel reads it as is); later
     // layers take whatever layout oneDNN prefers, with a reorder where two layers disagree.
     const tag in_tag = tag::nchw, act_tag = tag::any;
@@ -175,7 +175,7 @@ struct Network::Impl {
     auto to_layout = [&](const memory::desc& want) {  // reorder current activations if needed
       if (want == cur) return;
       // One channel: nhwc and nchw are the same bytes, the picture is used where callers wrote it.
-      if (cur_ref == Ref::kInput && want == memory::desc({b, 1, R, R}, dt::f32, tag::nhwc)) {
+      if (cur_ref == Ref::kInput && Ch == 1 && want == memory::desc({b, 1, R, R}, dt::f32, tag::nhwc)) {
         cur = want;
         return;
       }
@@ -249,7 +249,7 @@ struct Network::Impl {
       ti += 2;
     };
 
-    conv(geo.conv1, 1, geo.input, geo.c1, true);
+    conv(geo.conv1, Ch, geo.input, geo.c1, true);
     pool(geo.conv1.channels, geo.p1);
     conv(geo.conv2, geo.conv1.channels, geo.p1, geo.c2, false);
     pool(geo.conv2.channels, geo.p2);
@@ -303,9 +303,10 @@ Network::Network(std::shared_ptr<const Model> model, int max_batch, int threads)
   m.threads = resolve_threads(threads);
   m.classes = m.model->num_classes();
   m.R = m.model->resolution();
+  m.Ch = m.model->channels();
   m.geo = arch_geometry(m.model->info().arch, m.R);
   // Shapes were validated by load(); a created model is checked here as well.
-  const auto expect = parameter_shapes(m.model->info().arch, m.R, m.classes);
+  const auto expect = parameter_shapes(m.model->info().arch, m.R, m.classes, m.Ch);
   const auto& T = m.model->tensors();
   if (expect.size() != T.size()) throw ModelError("network: model has the wrong number of tensors");
   for (size_t i = 0; i < T.size(); ++i)
@@ -317,7 +318,7 @@ Network::Network(std::shared_ptr<const Model> model, int max_batch, int threads)
       throw ModelError("network: tensor " + T[i].name + " has the wrong shape");
 
   OmpThreadsGuard omp(m.threads);
-  m.input.reset(static_cast<size_t>(max_batch) * m.R * m.R * sizeof(float));
+  m.input.reset(static_cast<size_t>(max_batch) * m.model->picture_floats() * sizeof(float));
   std::vector<int> sizes;
   for (int b = 1; b < max_batch; b *= 2) sizes.push_back(b);
   sizes.push_back(max_batch);
@@ -363,7 +364,7 @@ void Network::forward(int n, float* probs) noexcept {
 void Network::classify(const float* pictures, int n, float* probs) noexcept {
   if (n <= 0) return;
   const int fit = std::min(n, impl_->max_batch);  // forward() counts the excess as an error
-  std::memcpy(impl_->input.p, pictures, static_cast<size_t>(fit) * impl_->R * impl_->R * sizeof(float));
+  std::memcpy(impl_->input.p, pictures, static_cast<size_t>(fit) * impl_->model->picture_floats() * sizeof(float));
   forward(n, probs);
 }
 
@@ -394,7 +395,7 @@ struct Trainer::Impl {
   std::shared_ptr<Model> model;
   TrainOptions opt;
   ArchGeometry geo;
-  int B = 0, R = 0, C = 0, threads = 1;
+  int B = 0, R = 0, C = 0, Ch = 1, threads = 1;
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   uint64_t rng_state = 0;
@@ -405,7 +406,7 @@ struct Trainer::Impl {
     dnnl::primitive fwd, bwd_data, bwd_weights;
     std::unordered_map<int, memory> fwd_args, bwd_data_args, bwd_weights_args;
   };
-  memory x;                   // B,1,R,R
+  memory x;                   // B,Ch,R,R
   memory c1, p1, ws1, c2, p2, ws2;
   memory dc1, dp1, dc2, dp2;
   std::vector<memory> h, dh;  // hidden fc outputs (post ReLU) and their gradients
@@ -432,7 +433,7 @@ struct Trainer::Impl {
       adam_v.emplace_back(T[i].data.size(), 0.f);
       g_mem.emplace_back(md, eng, grads.back().data());
     }
-    x = plain({B, 1, R, R});
+    x = plain({B, Ch, R, R});
     auto make_conv = [&](Layer& L, const ConvGeometry& c, memory& src, memory& dst, memory& ddst,
                          memory* dsrc, int wi, int64_t out_hw) {
       dst = plain({B, c.channels, out_hw, out_hw});
@@ -538,7 +539,7 @@ struct Trainer::Impl {
   float run(const float* pictures, const int* labels, int n) {
     omp_set_num_threads(threads);
     float* xp = F(x);
-    const size_t pic = static_cast<size_t>(R) * R;
+    const size_t pic = static_cast<size_t>(Ch) * R * R;
     std::memcpy(xp, pictures, n * pic * sizeof(float));
     std::memset(xp + n * pic, 0, (B - n) * pic * sizeof(float));
 
@@ -655,9 +656,10 @@ Trainer::Trainer(std::shared_ptr<Model> model, const TrainOptions& opt, int batc
   m.B = batch;
   m.R = m.model->resolution();
   m.C = m.model->num_classes();
+  m.Ch = m.model->channels();
   m.threads = resolve_threads(opt.threads);
   m.geo = arch_geometry(m.model->info().arch, m.R);
-  const auto expect = parameter_shapes(m.model->info().arch, m.R, m.C);
+  const auto expect = parameter_shapes(m.model->info().arch, m.R, m.C, m.Ch);
   const auto& T = m.model->tensors();
   if (expect.size() != T.size()) throw ModelError("trainer: model has the wrong number of tensors");
   for (size_t i = 0; i < T.size(); ++i)

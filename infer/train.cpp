@@ -15,11 +15,14 @@
 namespace flowpic {
 namespace {
 
-void check_dataset(const Dataset& d, int R, int classes) {
+void check_dataset(const Dataset& d, int R, int channels, int classes) {
   if (d.R != R)
     throw std::invalid_argument("dataset pictures are " + std::to_string(d.R) + "x" + std::to_string(d.R) +
                                 ", the model takes " + std::to_string(R) + "x" + std::to_string(R));
-  if (d.pictures.size() != d.size() * static_cast<size_t>(R) * R)
+  if (d.channels != channels)
+    throw std::invalid_argument("dataset pictures have " + std::to_string(d.channels) + " channel(s), the model takes " +
+                                std::to_string(channels));
+  if (d.pictures.size() != d.size() * d.picture_floats())
     throw std::invalid_argument("dataset has " + std::to_string(d.pictures.size()) + " floats for " +
                                 std::to_string(d.size()) + " pictures of " + std::to_string(R) + "x" +
                                 std::to_string(R));
@@ -61,7 +64,7 @@ float balanced_accuracy(const std::vector<int>& predicted, const std::vector<int
 }
 
 std::vector<int> predict(const Model& model, const Dataset& data, int batch, int threads, std::vector<float>* probs) {
-  check_dataset(data, model.resolution(), model.num_classes());
+  check_dataset(data, model.resolution(), model.channels(), model.num_classes());
   const int C = model.num_classes();
   batch = std::max(1, batch);
   // Network wants shared ownership; the caller keeps `model` alive for this call.
@@ -85,7 +88,7 @@ TrainReport train(std::shared_ptr<Model> model, const Dataset& data, const Train
   const auto t0 = std::chrono::steady_clock::now();
   if (!model) throw std::invalid_argument("train: no model");
   const int R = model->resolution(), C = model->num_classes();
-  check_dataset(data, R, C);
+  check_dataset(data, R, model->channels(), C);
   if (data.size() == 0) throw std::invalid_argument("train: empty dataset");
   if (opt.epochs < 1 || opt.batch < 1) throw std::invalid_argument("train: epochs and batch must be >= 1");
   if (!(opt.holdout >= 0.f && opt.holdout < 1.f)) throw std::invalid_argument("train: holdout must be in [0, 1)");
@@ -112,8 +115,9 @@ TrainReport train(std::shared_ptr<Model> model, const Dataset& data, const Train
   if (train_idx.empty()) throw std::invalid_argument("train: nothing left to train on after the holdout");
   Dataset hold;
   hold.R = R;
+  hold.channels = data.channels;
   for (size_t i : hold_idx) {
-    hold.pictures.insert(hold.pictures.end(), data.picture(i), data.picture(i) + static_cast<size_t>(R) * R);
+    hold.pictures.insert(hold.pictures.end(), data.picture(i), data.picture(i) + data.picture_floats());
     hold.labels.push_back(data.labels[i]);
   }
 
@@ -122,7 +126,7 @@ TrainReport train(std::shared_ptr<Model> model, const Dataset& data, const Train
   rep.holdout_size = hold_idx.size();
   rep.best_holdout_acc = std::numeric_limits<float>::quiet_NaN();
   Trainer trainer(model, opt, opt.batch);
-  const size_t pic = static_cast<size_t>(R) * R;
+  const size_t pic = data.picture_floats();
   std::vector<float> xb(static_cast<size_t>(opt.batch) * pic);
   std::vector<int> yb(opt.batch);
   std::vector<std::vector<float>> best;

@@ -12,10 +12,11 @@
 
 namespace flowpic {
 
-// Pictures (R*R floats each, FlowPic layout) and their class indices.
+// Pictures (channels * R * R floats each, FlowPic layout) and their class indices.
 struct Dataset {
   int R = 32;
-  std::vector<float> pictures;  // size() * R * R
+  int channels = 1;
+  std::vector<float> pictures;  // size() * picture_floats()
   std::vector<int> labels;
   // Optional explicit holdout (1 = held back), e.g. whole captures: when not empty it replaces
   // the stratified opt.holdout split, and the held-back score that picks the best epoch is the
@@ -23,7 +24,8 @@ struct Dataset {
   // outvote the small ones.
   std::vector<uint8_t> holdout;
   size_t size() const noexcept { return labels.size(); }
-  const float* picture(size_t i) const noexcept { return pictures.data() + i * static_cast<size_t>(R) * R; }
+  size_t picture_floats() const noexcept { return static_cast<size_t>(channels) * R * R; }
+  const float* picture(size_t i) const noexcept { return pictures.data() + i * picture_floats(); }
 };
 
 struct TrainReport {

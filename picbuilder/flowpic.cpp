@@ -39,6 +39,8 @@ struct Binner {
   uint32_t last;         // R - 1
   uint32_t size_den;     // max_size + 1
   double size_inv;
+  uint32_t plane;        // R * R
+  uint32_t two;          // 1 with two channels: a reverse record lands in the second plane
   // kSpan: x = floor((t_us * ts + off) * R / den); ts = 1000 for time windows (ns), 1 for count (us).
   uint64_t span_mult;
   uint64_t span_off;
@@ -74,7 +76,9 @@ struct Binner {
     const uint64_t y = floor_div(static_cast<uint64_t>(size) * r, size_den, size_inv);
     return y > last ? last : static_cast<uint32_t>(y);
   }
-  uint32_t index(const PacketRecord& rec) const noexcept { return y_of(rec.size) * r + x_of(rec.t_us); }
+  uint32_t index(const PacketRecord& rec) const noexcept {
+    return (rec.reverse & two) * plane + y_of(rec.size) * r + x_of(rec.t_us);
+  }
 };
 
 inline uint32_t weight_of(const PacketRecord& rec) noexcept { return rec.weight ? rec.weight : 1u; }
@@ -87,6 +91,8 @@ Binner make_binner(const PictureConfig& cfg, const WindowInfo& info, const Packe
   b.last = cfg.resolution - 1;
   b.size_den = cfg.max_size + 1;
   b.size_inv = 1.0 / b.size_den;
+  b.plane = cfg.resolution * cfg.resolution;
+  b.two = cfg.channels == 2 ? 1u : 0u;
 
   const bool time_window = cfg.window.kind == WindowPolicy::Kind::kTime;
   uint64_t off_ns = 0;
@@ -117,7 +123,7 @@ Binner make_binner(const PictureConfig& cfg, const WindowInfo& info, const Packe
 // out-of-range writes.
 inline bool usable(const PictureConfig& cfg) noexcept {
   return cfg.resolution >= 1 && cfg.resolution <= kMaxResolution && cfg.max_size >= 1 &&
-         cfg.horizon_s > 0 && cfg.log_tau_s > 0 && cfg.clip >= 1.f;
+         cfg.horizon_s > 0 && cfg.log_tau_s > 0 && cfg.clip >= 1.f && (cfg.channels == 1 || cfg.channels == 2);
 }
 
 // Divisions (not multiplications by a reciprocal) so values are exactly c / clip and
@@ -178,6 +184,9 @@ std::string PictureConfig::validate() const {
   if (!(horizon_s > 0) || !std::isfinite(horizon_s)) return "horizon_s must be a positive number of seconds";
   if (!(log_tau_s > 0) || !std::isfinite(log_tau_s)) return "log_tau_s must be a positive number of seconds";
   if (!(clip >= 1.f) || !(clip <= kMaxClip)) return "clip must be in [1, 16777216]";
+  if (channels != 1 && channels != 2) return "channels must be 1 or 2 (got " + std::to_string(channels) + ")";
+  if (channels == 2 && !window.bidirectional)
+    return "two channels (one per direction) need bidirectional windows (window.flows: bi)";
   switch (window.kind) {
     case WindowPolicy::Kind::kTime:
       if (window.length_ns == 0 || window.length_ns > kMaxWindowLengthNs)
@@ -198,7 +207,8 @@ std::string PictureConfig::validate() const {
 bool PictureConfig::same_pictures(const PictureConfig& o) const noexcept {
   // min_packets and max_windows decide which windows get classified, not what they look like.
   if (window.kind != o.window.kind || resolution != o.resolution || max_size != o.max_size ||
-      time_axis != o.time_axis || clip != o.clip || norm != o.norm)
+      time_axis != o.time_axis || clip != o.clip || norm != o.norm || channels != o.channels ||
+      window.bidirectional != o.window.bidirectional)
     return false;
   if (window.kind == WindowPolicy::Kind::kTime ? window.length_ns != o.window.length_ns
                                                : window.packets != o.window.packets)
@@ -216,7 +226,8 @@ void to_json(nlohmann::json& j, const PictureConfig& c) {
         {"length_s", static_cast<double>(c.window.length_ns) / 1e9},
         {"packets", c.window.packets},
         {"min_packets", c.window.min_packets},
-        {"max_windows", c.window.max_windows}}},
+        {"max_windows", c.window.max_windows},
+        {"flows", c.window.bidirectional ? "bi" : "uni"}}},
       {"resolution", c.resolution},
       {"max_size", c.max_size},
       {"time_axis", time_axis_name(c.time_axis)},
@@ -224,6 +235,7 @@ void to_json(nlohmann::json& j, const PictureConfig& c) {
       {"log_tau_s", c.log_tau_s},
       {"clip", c.clip},
       {"norm", normalisation_name(c.norm)},
+      {"channels", c.channels},
   };
 }
 
@@ -282,6 +294,11 @@ void from_json(const nlohmann::json& j, PictureConfig& out) {
   c.window.packets = get_u32(w, "packets", "window.");
   c.window.min_packets = get_u32(w, "min_packets", "window.");
   c.window.max_windows = get_u32(w, "max_windows", "window.");
+  if (w.contains("flows")) {
+    const std::string flows = get_str(w, "flows", "window.");
+    if (flows != "uni" && flows != "bi") bad("window.flows must be \"uni\" or \"bi\" (got \"" + flows + "\")");
+    c.window.bidirectional = flows == "bi";
+  }
 
   c.resolution = get_u32(j, "resolution");
   c.max_size = get_u32(j, "max_size");
@@ -294,6 +311,7 @@ void from_json(const nlohmann::json& j, PictureConfig& out) {
   const std::string norm = get_str(j, "norm");
   if (!normalisation_from_name(norm, c.norm))
     bad("norm must be \"clip_scale\" or \"log\" (got \"" + norm + "\")");
+  if (j.contains("channels")) c.channels = get_u32(j, "channels");
 
   const std::string err = c.validate();
   if (!err.empty()) bad(err);

@@ -33,16 +33,20 @@ struct PictureConfig {
   double log_tau_s = 0.001;             // kLog: time constant
   float clip = 255.f;                   // pixel counts clipped here (mini-FlowPic / tcbench)
   Normalisation norm = Normalisation::kClipScale;
+  uint32_t channels = 1;                // 1: one picture of every record; 2: two pictures, the
+                                        // initiator's packets then the responder's (needs
+                                        // bidirectional windows)
 
   std::string validate() const;         // empty when usable, else what is wrong
   bool same_pictures(const PictureConfig& o) const noexcept;  // would produce identical inputs
 };
 // JSON form (model files, configs): every field is required, enums are strings:
 //   {"window": {"kind": "time"|"count", "length_s": 15.0, "packets": 20, "min_packets": 10,
-//               "max_windows": 0},
+//               "max_windows": 0, "flows": "uni"|"bi"},
 //    "resolution": 32, "max_size": 1500, "time_axis": "span"|"fixed"|"log", "horizon_s": 1.0,
-//    "log_tau_s": 0.001, "clip": 255.0, "norm": "clip_scale"|"log"}
-// from_json throws std::invalid_argument ("picture config: ...") on a missing, mistyped or
+//    "log_tau_s": 0.001, "clip": 255.0, "norm": "clip_scale"|"log", "channels": 1|2}
+// "flows" (default "uni") and "channels" (default 1) may be absent: files written before
+// bidirectional windows existed. from_json throws std::invalid_argument ("picture config: ...") on a missing, mistyped or
 // out-of-range field, and when the parsed config fails validate().
 void to_json(nlohmann::json& j, const PictureConfig& c);
 void from_json(const nlohmann::json& j, PictureConfig& c);  // throws on missing/invalid fields
@@ -51,13 +55,15 @@ const char* normalisation_name(Normalisation n) noexcept;     // "clip_scale", "
 bool time_axis_from_name(const std::string& s, TimeAxis& out) noexcept;
 bool normalisation_from_name(const std::string& s, Normalisation& out) noexcept;
 
-// Floats in one picture (R * R).
+// Floats in one picture (channels * R * R).
 inline std::size_t picture_floats(const PictureConfig& c) noexcept {
-  return static_cast<std::size_t>(c.resolution) * c.resolution;
+  return static_cast<std::size_t>(c.channels) * c.resolution * c.resolution;
 }
 
-// Histogram layout: out[y * R + x], y = size bin (0 = smallest sizes), x = time bin (0 = earliest).
-// Writes all R*R floats. No allocation; safe to call from any thread.
+// Histogram layout: out[ch * R * R + y * R + x], y = size bin (0 = smallest sizes), x = time
+// bin (0 = earliest), ch = 0 with one channel, else the record's direction (0 = initiator ->
+// responder, 1 = back). Writes all channels * R * R floats. No allocation; safe to call from
+// any thread.
 //
 // Binning (integer-exact where the inputs are integers):
 // - y = floor(size * R / (max_size + 1)), clamped to R-1: sizes above max_size (jumbo frames,
@@ -78,7 +84,7 @@ inline std::size_t picture_floats(const PictureConfig& c) noexcept {
 void build_flowpic(const PictureConfig& cfg, const WindowInfo& info, const PacketRecord* recs,
                    uint32_t n, float* out) noexcept;
 
-// Raw (unclipped, unnormalised) counts, for rendering and tests. Writes all R*R counts;
+// Raw (unclipped, unnormalised) counts, for rendering and tests. Writes all picture_floats counts;
 // saturates at UINT32_MAX.
 void build_histogram(const PictureConfig& cfg, const WindowInfo& info, const PacketRecord* recs,
                      uint32_t n, uint32_t* counts) noexcept;

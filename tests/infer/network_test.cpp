@@ -12,20 +12,22 @@
 namespace flowpic {
 namespace {
 
-ModelInfo info_for(Arch arch, int R, int classes) {
+ModelInfo info_for(Arch arch, int R, int classes, int channels = 1) {
   ModelInfo info;
   info.arch = arch;
   info.picture.resolution = static_cast<uint32_t>(R);
+  info.picture.channels = static_cast<uint32_t>(channels);
+  info.picture.window.bidirectional = channels == 2;
   info.name = "t";
   for (int c = 0; c < classes; ++c) info.classes.push_back("c" + std::to_string(c));
   return info;
 }
 
 // Sparse pictures in [0,1], like real FlowPics (most pixels empty).
-std::vector<float> random_pictures(int n, int R, uint32_t seed, float density = 0.15f) {
+std::vector<float> random_pictures(int n, int R, uint32_t seed, float density = 0.15f, int channels = 1) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0.f, 1.f);
-  std::vector<float> p(static_cast<size_t>(n) * R * R);
+  std::vector<float> p(static_cast<size_t>(n) * channels * R * R);
   for (float& v : p) v = u(rng) < density ? u(rng) : 0.f;
   return p;
 }
@@ -78,8 +80,8 @@ Vec fc_ref(const Vec& x, const Tensor& w, const Tensor& b, bool relu) {
 Vec forward_ref(const Model& m, const float* pic) {
   const ArchGeometry g = arch_geometry(m.info().arch, m.resolution());
   const auto& T = m.tensors();
-  Vec x(pic, pic + static_cast<size_t>(g.input) * g.input);
-  Vec a = conv_ref(x, 1, static_cast<int>(g.input), T[0], T[1], static_cast<int>(g.conv1.stride),
+  Vec x(pic, pic + static_cast<size_t>(m.channels()) * g.input * g.input);
+  Vec a = conv_ref(x, m.channels(), static_cast<int>(g.input), T[0], T[1], static_cast<int>(g.conv1.stride),
                    static_cast<int>(g.conv1.pad_l), static_cast<int>(g.c1));
   a = pool_ref(a, static_cast<int>(g.conv1.channels), static_cast<int>(g.c1), static_cast<int>(g.p1));
   a = conv_ref(a, static_cast<int>(g.conv1.channels), static_cast<int>(g.p1), T[2], T[3],
@@ -96,8 +98,8 @@ Vec forward_ref(const Model& m, const float* pic) {
 }
 
 // Random non-zero biases too, so the reference checks them.
-std::shared_ptr<Model> model_with_biases(Arch arch, int R, int classes, uint64_t seed) {
-  auto m = Model::create(info_for(arch, R, classes), seed);
+std::shared_ptr<Model> model_with_biases(Arch arch, int R, int classes, uint64_t seed, int channels = 1) {
+  auto m = Model::create(info_for(arch, R, classes, channels), seed);
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::uniform_real_distribution<float> u(-0.1f, 0.1f);
   for (auto& t : m->mutable_tensors())
@@ -106,15 +108,15 @@ std::shared_ptr<Model> model_with_biases(Arch arch, int R, int classes, uint64_t
   return m;
 }
 
-void check_against_reference(Arch arch, int R, int classes, int batch, int n) {
-  auto m = model_with_biases(arch, R, classes, 9);
+void check_against_reference(Arch arch, int R, int classes, int batch, int n, int channels = 1) {
+  auto m = model_with_biases(arch, R, classes, 9, channels);
   Network net(m, batch, 2);
-  auto pics = random_pictures(n, R, 21);
+  auto pics = random_pictures(n, R, 21, 0.15f, channels);
   std::vector<float> probs(static_cast<size_t>(n) * classes);
   net.classify(pics.data(), n, probs.data());
   double worst = 0;
   for (int i = 0; i < n; ++i) {
-    const Vec ref = forward_ref(*m, pics.data() + static_cast<size_t>(i) * R * R);
+    const Vec ref = forward_ref(*m, pics.data() + static_cast<size_t>(i) * channels * R * R);
     double sum = 0;
     for (int c = 0; c < classes; ++c) {
       worst = std::max(worst, std::abs(ref[c] - probs[static_cast<size_t>(i) * classes + c]));
@@ -133,6 +135,23 @@ void check_against_reference(Arch arch, int R, int classes, int batch, int n) {
 TEST(NetworkForward, LeNet32MatchesReference) { check_against_reference(Arch::kLeNet, 32, 5, 16, 16); }
 TEST(NetworkForward, LeNetOddSizeAndPartialBatchMatchReference) {
   check_against_reference(Arch::kLeNet, 37, 3, 16, 11);  // pool over odd sizes; batch padded 11 -> 16
+}
+TEST(NetworkForward, TwoChannelLeNetMatchesReference) {
+  check_against_reference(Arch::kLeNet, 32, 5, 16, 13, 2);  // conv1 reads both planes
+}
+TEST(NetworkForward, TwoChannelFlowPicArchMatchesReference) { check_against_reference(Arch::kFlowPic, 151, 4, 2, 2, 2); }
+TEST(NetworkForward, TheSecondChannelChangesTheAnswer) {
+  // The same first plane with a different second plane must give different outputs, or the
+  // network would be reading one channel only.
+  auto m = model_with_biases(Arch::kLeNet, 32, 4, 5, 2);
+  Network net(m, 2, 1);
+  auto pics = random_pictures(2, 32, 8, 0.15f, 2);
+  std::copy(pics.begin(), pics.begin() + 32 * 32, pics.begin() + 2 * 32 * 32);  // picture 1's plane 0 = picture 0's
+  std::vector<float> probs(8);
+  net.classify(pics.data(), 2, probs.data());
+  double diff = 0;
+  for (int c = 0; c < 4; ++c) diff += std::abs(probs[c] - probs[4 + c]);
+  EXPECT_GT(diff, 1e-3);
 }
 TEST(NetworkForward, FlowPicArchMatchesReference) {
   // R=151: "same" padding 9 (4 left, 5 right), conv1 31, pool 15, conv2 2, pool 1.
@@ -203,12 +222,12 @@ TEST(NetworkForward, RefusesMismatchedModel) {
 // Central differences of the mean loss for a sample of every tensor's entries. A step that
 // crosses a ReLU or max-pool switch point makes the difference meaningless there; such points
 // are recognised by the two one-sided differences disagreeing and skipped (few are allowed).
-void gradient_check(Arch arch, int R, int classes, int n, int samples_per_tensor) {
-  auto m = model_with_biases(arch, R, classes, 17);
+void gradient_check(Arch arch, int R, int classes, int n, int samples_per_tensor, int channels = 1) {
+  auto m = model_with_biases(arch, R, classes, 17, channels);
   TrainOptions opt;
   opt.threads = 1;
   Trainer tr(m, opt, n + 2);  // a padded batch: padding rows must not contribute
-  auto pics = random_pictures(n, R, 31, 1.0f);  // dense: no exact max-pool ties
+  auto pics = random_pictures(n, R, 31, 1.0f, channels);  // dense: no exact max-pool ties
   std::vector<int> labels(n);
   for (int i = 0; i < n; ++i) labels[i] = i % classes;
   std::vector<std::vector<float>> grads;
@@ -249,6 +268,7 @@ void gradient_check(Arch arch, int R, int classes, int n, int samples_per_tensor
 }
 
 TEST(TrainerGradients, LeNetEveryLayerMatchesFiniteDifferences) { gradient_check(Arch::kLeNet, 32, 3, 6, 24); }
+TEST(TrainerGradients, TwoChannelLeNetMatchesFiniteDifferences) { gradient_check(Arch::kLeNet, 32, 3, 6, 24, 2); }
 TEST(TrainerGradients, FlowPicArchMatchesFiniteDifferences) { gradient_check(Arch::kFlowPic, 198, 3, 3, 16); }
 
 }  // namespace

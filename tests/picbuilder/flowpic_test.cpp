@@ -334,6 +334,78 @@ TEST(PictureConfigJson, RefusesBadInputWithAClearMessage) {
   refused([](nlohmann::json& j) { j["horizon_s"] = nullptr; }, "'horizon_s' must be a number");
   refused([](nlohmann::json& j) { j["clip"] = 0; }, "clip must be");
   refused([](nlohmann::json& j) { j = nlohmann::json::array({1, 2}); }, "expected a JSON object");
+  refused([](nlohmann::json& j) { j["channels"] = 3; }, "channels must be 1 or 2");
+  refused([](nlohmann::json& j) { j["channels"] = 2; }, "need bidirectional windows");
+  refused([](nlohmann::json& j) { j["window"]["flows"] = "both"; }, "window.flows must be");
+}
+
+TEST(PictureConfigJson, BidirectionalTwoChannelsRoundTripAndOldFilesReadAsOneChannel) {
+  PictureConfig c;
+  c.window.bidirectional = true;
+  c.channels = 2;
+  ASSERT_EQ(c.validate(), "");
+  nlohmann::json j = c;
+  EXPECT_EQ(j["window"]["flows"], "bi");
+  EXPECT_EQ(j["channels"], 2);
+  const PictureConfig back = nlohmann::json::parse(j.dump()).get<PictureConfig>();
+  EXPECT_TRUE(back.window.bidirectional);
+  EXPECT_EQ(back.channels, 2u);
+  EXPECT_TRUE(back.same_pictures(c));
+  PictureConfig one = c;
+  one.channels = 1;
+  EXPECT_FALSE(one.same_pictures(c));
+  PictureConfig uni;
+  EXPECT_FALSE(uni.same_pictures(one));  // same channels, different flows
+  // A model file written before bidirectional windows has neither field.
+  nlohmann::json old = PictureConfig{};
+  old.erase("channels");
+  old["window"].erase("flows");
+  const PictureConfig o = old.get<PictureConfig>();
+  EXPECT_FALSE(o.window.bidirectional);
+  EXPECT_EQ(o.channels, 1u);
+}
+
+// Two channels: plane 0 is the one-channel picture of the initiator's records, plane 1 of the
+// responder's; one channel over a bidirectional window is the picture of all records.
+TEST(FlowPicPicture, TwoChannelsSplitTheRecordsByDirection) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 50; ++trial) {
+    PictureConfig two = count_cfg(TimeAxis::kLog);
+    two.window.bidirectional = true;
+    two.channels = 2;
+    two.clip = 8.f;
+    PictureConfig one = two;
+    one.channels = 1;
+    const uint32_t n = 1 + rng() % (trial % 2 ? 400 : 40);  // sparse and dense paths
+    std::vector<PacketRecord> all, fwd, back;
+    uint32_t t = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      t += rng() % 5000;
+      const bool rev = rng() % 2;
+      all.emplace_back(t, 40 + rng() % 1460, 1, rev);
+      (rev ? back : fwd).push_back(all.back());
+    }
+    WindowInfo info;
+    info.packets = n;
+    info.n_records = n;
+    const size_t plane = 32 * 32;
+    std::vector<float> pic2(picture_floats(two)), pic1(picture_floats(one)), pf(plane), pb(plane);
+    ASSERT_EQ(pic2.size(), 2 * plane);
+    build_flowpic(two, info, all.data(), n, pic2.data());
+    build_flowpic(one, info, all.data(), n, pic1.data());
+    // Per-direction references with the same time axis (log: no dependence on the span).
+    PictureConfig ref = one;
+    ref.window.bidirectional = false;
+    build_flowpic(ref, info, fwd.data(), static_cast<uint32_t>(fwd.size()), pf.data());
+    build_flowpic(ref, info, back.data(), static_cast<uint32_t>(back.size()), pb.data());
+    for (size_t i = 0; i < plane; ++i) {
+      ASSERT_EQ(pic2[i], pf[i]) << trial << " " << i;
+      ASSERT_EQ(pic2[plane + i], pb[i]) << trial << " " << i;
+    }
+    std::vector<float> pall(plane);
+    build_flowpic(ref, info, all.data(), n, pall.data());
+    for (size_t i = 0; i < plane; ++i) ASSERT_EQ(pic1[i], pall[i]);
+  }
 }
 
 }  // namespace
