@@ -42,6 +42,7 @@ struct PictureArgs {
   double tau_s = 0.001;
   std::string norm = "clip";
   float clip = 255.f;
+  std::string channels = "auto";   // auto: 2 (one per direction) for bidirectional windows, else 1
   void add_to(CLI::App* sub);
   PictureConfig make(const WindowPolicy& window) const;  // throws UsageError
 };

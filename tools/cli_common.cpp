@@ -72,6 +72,11 @@ void PictureArgs::add_to(CLI::App* sub) {
       ->capture_default_str()
       ->check(CLI::IsMember({"clip", "log"}));
   sub->add_option("--clip", clip, "pixel counts are clipped here")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--channels", channels, "picture channels: 1 (every packet in one picture) or 2 (initiator's "
+                                          "packets, then the responder's; needs bidirectional windows); auto = 2 "
+                                          "for bidirectional windows")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "1", "2"}));
 }
 
 PictureConfig PictureArgs::make(const WindowPolicy& window) const {
@@ -85,6 +90,7 @@ PictureConfig PictureArgs::make(const WindowPolicy& window) const {
   c.log_tau_s = tau_s;
   c.clip = clip;
   c.norm = norm == "log" ? Normalisation::kLog : Normalisation::kClipScale;
+  c.channels = channels == "auto" ? (window.bidirectional ? 2u : 1u) : static_cast<uint32_t>(std::stoul(channels));
   const std::string err = c.validate();
   if (!err.empty()) throw UsageError("picture options: " + err);
   return c;

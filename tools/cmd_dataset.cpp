@@ -64,8 +64,13 @@ struct WindowingArgs {
   std::string window;
   uint32_t min_packets, max_windows, capacity = 1u << 16;
   std::string idle = "30s";
+  std::string flows = "uni";
   void add_to(CLI::App* sub, const char* max_windows_help) {
     sub->add_option("--window", window, "window policy: count:PACKETS or time:SECONDS")->capture_default_str();
+    sub->add_option("--flows", flows, "uni: a window holds one direction of a connection; bi: both, each packet "
+                                      "marked initiator or responder (for two-channel pictures)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"uni", "bi"}));
     sub->add_option("--min-packets", min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
     sub->add_option("--max-windows", max_windows, max_windows_help)->capture_default_str();
     sub->add_option("--flow-capacity", capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
@@ -77,6 +82,7 @@ struct WindowingArgs {
     if (!parse_window_spec(window, t.window, &err)) throw UsageError("--window: " + err);
     t.window.min_packets = min_packets;
     t.window.max_windows = max_windows;
+    t.window.bidirectional = flows == "bi";
     t.capacity = capacity;
     t.idle_timeout_ns = parse_duration(idle, "--idle-timeout");
     const std::string cfg_err = t.validate();

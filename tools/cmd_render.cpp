@@ -23,9 +23,21 @@ std::string seconds_text(uint64_t ns) {
 
 }  // namespace
 
+// Two-channel pictures are drawn as two panels side by side (their planes are contiguous, so
+// picture i's channel c is panel 2i + c): one title per panel.
+static void split_channels(const PictureConfig& pc, std::vector<std::string>& titles) {
+  if (pc.channels != 2) return;
+  std::vector<std::string> two;
+  for (const auto& t : titles) {
+    two.push_back(t + ", initiator");
+    two.push_back(t + ", responder");
+  }
+  titles.swap(two);
+}
+
 void add_render(CLI::App& app, Action* action) {
   struct Args {
-    std::string pcap, flow, dataset, model, out, window, idle = "30s";
+    std::string pcap, flow, dataset, model, out, window, idle = "30s", flows;
     bool class_means = false;
     uint32_t max_windows = 16, min_packets = 10;
     PictureArgs pic;
@@ -40,6 +52,9 @@ void add_render(CLI::App& app, Action* action) {
   s->add_option("-m,--model", a->model, "take the picture config (window, resolution, axes) from this model")
       ;
   s->add_option("--window", a->window, "window policy for --pcap: time:SECONDS or count:PACKETS (default time:15 or the model's)");
+  s->add_option("--flows", a->flows, "for --pcap with --window: uni (one direction) or bi (both directions, drawn as "
+                                     "two pictures: initiator, responder); default uni or the model's")
+      ->check(CLI::IsMember({"uni", "bi"}));
   s->add_option("--min-packets", a->min_packets, "windows with fewer packets are not drawn")->capture_default_str();
   s->add_option("--max-windows", a->max_windows, "draw at most this many windows of the flow")->capture_default_str()->check(CLI::Range(1u, 1024u));
   s->add_option("--idle-timeout", a->idle, "a flow idle this long ends")->capture_default_str();
@@ -58,9 +73,10 @@ void add_render(CLI::App& app, Action* action) {
         if (model) w = model->info().picture.window;
         std::string err;
         if (!a->window.empty() && !parse_window_spec(a->window, w, &err)) throw UsageError("--window: " + err);
+        if (!a->flows.empty()) w.bidirectional = a->flows == "bi";
         w.min_packets = a->min_packets;
         w.max_windows = 0;
-        PictureConfig pc = model && a->window.empty() ? model->info().picture : a->pic.make(w);
+        PictureConfig pc = model && a->window.empty() && a->flows.empty() ? model->info().picture : a->pic.make(w);
         pc.window = w;
         FlowKey want{};
         const bool pick = !a->flow.empty();
@@ -100,7 +116,9 @@ void add_render(CLI::App& app, Action* action) {
           titles.push_back("window " + std::to_string(mine[i]->info.index) + ": " + std::to_string(mine[i]->info.packets) +
                            " pkts, " + seconds_text(mine[i]->info.last_ns - mine[i]->info.first_ns) + " s");
         }
-        if (!write_flowpic_grid_png(a->out, pics.data(), mine.size(), pc.resolution, titles, 0, &err, &pc))
+        split_channels(pc, titles);
+        if (!write_flowpic_grid_png(a->out, pics.data(), titles.size(), pc.resolution, titles, pc.channels == 2 ? 2 : 0,
+                                    &err, &pc))
           throw std::runtime_error(a->out + ": " + err);
         spdlog::info("{}: {} windows of {} ({}) -> {}", a->pcap, mine.size(), to_string(key), window_spec_string(w), a->out);
         return 0;
@@ -127,7 +145,9 @@ void add_render(CLI::App& app, Action* action) {
         titles.push_back(ds.classes[c] + " (" + std::to_string(counts[c]) + " windows)");
       }
       std::string err;
-      if (!write_flowpic_grid_png(a->out, means.data(), ds.classes.size(), pc.resolution, titles, 0, &err, &pc))
+      split_channels(pc, titles);
+      if (!write_flowpic_grid_png(a->out, means.data(), titles.size(), pc.resolution, titles, pc.channels == 2 ? 2 : 0,
+                                  &err, &pc))
         throw std::runtime_error(a->out + ": " + err);
       spdlog::info("{}: mean FlowPic of {} classes ({}x{}, {} axis) -> {}", a->dataset, ds.classes.size(), pc.resolution,
                    pc.resolution, time_axis_name(pc.time_axis), a->out);

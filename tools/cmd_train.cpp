@@ -169,6 +169,7 @@ void add_train(CLI::App& app, Action* action) {
       // Pictures, built with the same code the appliance runs.
       Dataset data;
       data.R = static_cast<int>(pic.resolution);
+      data.channels = static_cast<int>(pic.channels);
       data.pictures.resize(which.size() * floats);
       data.labels.resize(which.size());
       {
@@ -217,7 +218,7 @@ void add_train(CLI::App& app, Action* action) {
             const double scale = std::exp(dtime(rng));
             recs.assign(src, src + w.info.n_records);
             for (auto& r : recs) {
-              r.size = static_cast<uint16_t>(std::clamp(static_cast<int>(r.size) + shift, 20, 65535));
+              r.size = static_cast<uint16_t>(std::clamp(static_cast<int>(r.size) + shift, 20, int{PacketRecord::kMaxSize}));
               r.t_us = static_cast<uint32_t>(std::min(4.0e9, std::round(r.t_us * scale)));
             }
             WindowInfo info = w.info;
@@ -298,6 +299,7 @@ void add_train(CLI::App& app, Action* action) {
       if (!data.holdout.empty()) {
         Dataset hold;
         hold.R = data.R;
+        hold.channels = data.channels;
         for (size_t i = 0; i < data.size(); ++i)
           if (data.holdout[i]) {
             hold.pictures.insert(hold.pictures.end(), data.picture(i), data.picture(i) + floats);

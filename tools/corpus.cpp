@@ -588,9 +588,11 @@ WindowDataset build_corpus(const std::vector<std::string>& sources, const Corpus
     Builder b(ds, opt, rep, raw);
     b.begin(s);
     const auto t0 = std::chrono::steady_clock::now();
-    if ((s == "ode-flow" || s == "learnlive") && (!count20 || opt.table.window.packets != 20)) {
+    if ((s == "ode-flow" || s == "learnlive") &&
+        (!count20 || opt.table.window.packets != 20 || opt.table.window.bidirectional)) {
       rep.warnings.push_back(s + ": holds 20-packet (ode-flow) or 40-packet (learnlive) unidirectional windows only; "
-                             "skipped for window policy " + window_spec_string(opt.table.window));
+                             "skipped for window policy " + window_spec_string(opt.table.window) +
+                             (opt.table.window.bidirectional ? " (bidirectional flows)" : ""));
       continue;
     }
     if (s == "ode-flow") import_odeflow(data / "ode-flow", opt, b, rep);

@@ -136,6 +136,7 @@ nlohmann::json window_policy_json(const WindowPolicy& w) {
   j["packets"] = w.packets;
   j["min_packets"] = w.min_packets;
   j["max_windows"] = w.max_windows;
+  j["flows"] = w.bidirectional ? "bi" : "uni";
   return j;
 }
 
@@ -150,6 +151,9 @@ WindowPolicy window_policy_from_json(const nlohmann::json& j) {
     w.packets = j.at("packets").get<uint32_t>();
     w.min_packets = j.at("min_packets").get<uint32_t>();
     w.max_windows = j.at("max_windows").get<uint32_t>();
+    const std::string flows = j.value("flows", std::string("uni"));  // absent in version 1 files
+    if (flows != "uni" && flows != "bi") throw DatasetError("window flows '" + flows + "' is neither uni nor bi");
+    w.bidirectional = flows == "bi";
     return w;
   } catch (const nlohmann::json::exception& e) {
     throw DatasetError(std::string("window policy: ") + e.what());
@@ -197,7 +201,7 @@ std::string dataset_to_bytes(const WindowDataset& ds) {
   }
   for (const auto& r : ds.records) {
     put<uint32_t>(out, r.t_us);
-    put<uint16_t>(out, r.size);
+    put<uint16_t>(out, r.size_word());
     put<uint16_t>(out, r.weight);
   }
   put<uint32_t>(out, crc32_of(out.data(), out.size()));
@@ -234,8 +238,8 @@ nlohmann::json parse_header(const std::string& bytes, const std::string& what, s
     throw fail("not a flowpic dataset (bad magic)");
   if (bytes.size() < kPreamble) throw fail("truncated in the preamble");
   const auto version = get<uint32_t>(bytes.data() + 8);
-  if (version != WindowDataset::kFormatVersion)
-    throw fail("dataset format version " + std::to_string(version) + " is not supported (this flowpic reads " +
+  if (version != WindowDataset::kFormatVersion && version != 1)
+    throw fail("dataset format version " + std::to_string(version) + " is not supported (this flowpic reads 1 and " +
                std::to_string(WindowDataset::kFormatVersion) + ")");
   const auto hlen = get<uint32_t>(bytes.data() + 12);
   if (bytes.size() - kPreamble < hlen) throw fail("truncated in the JSON header");
@@ -256,6 +260,7 @@ WindowDataset dataset_from_bytes(const std::string& bytes, const std::string& wh
   auto fail = [&](const std::string& why) { return DatasetError(what + ": " + why); };
   size_t pos = 0;
   nlohmann::json h = parse_header(bytes, what, &pos);
+  const auto version = get<uint32_t>(bytes.data() + 8);  // checked by parse_header: 1 or kFormatVersion
   // CRC before anything else is trusted: a flipped byte anywhere is reported as such.
   if (bytes.size() < pos + 16 + 4) throw fail("truncated after the header");
   const auto stored_crc = get<uint32_t>(bytes.data() + bytes.size() - 4);
@@ -322,7 +327,10 @@ WindowDataset dataset_from_bytes(const std::string& bytes, const std::string& wh
   ds.records.resize(n_records);
   for (uint64_t i = 0; i < n_records; ++i) {
     const char* p = bytes.data() + pos + i * kRecordBytes;
-    ds.records[i] = PacketRecord{get<uint32_t>(p), get<uint16_t>(p + 4), get<uint16_t>(p + 6)};
+    // Version 2: size | reverse << 15. Version 1: a plain size (no direction), clamped.
+    const uint16_t word = get<uint16_t>(p + 4);
+    ds.records[i] = version >= 2 ? PacketRecord(get<uint32_t>(p), word & PacketRecord::kMaxSize, get<uint16_t>(p + 6), (word >> 15) != 0)
+                                 : PacketRecord(get<uint32_t>(p), word, get<uint16_t>(p + 6));
   }
   return ds;
 }

@@ -26,7 +26,7 @@ struct DatasetWindow {
 };
 
 struct WindowDataset {
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr uint32_t kFormatVersion = 2;  // 2: records carry the direction (size word bit 15); 1 is still read
 
   std::vector<std::string> classes;
   std::vector<std::string> sources;     // where windows came from (pcap basenames, .npy files)

@@ -31,7 +31,9 @@ inline uint32_t packet_step(FlowTable& table, PacketStepState& st, const uint8_t
   const ParseResult r = parse_packet(data, caplen, link, parsed);
   st.parse.add(r);
   if (r != ParseResult::kOk && r != ParseResult::kOkFragment) return FlowTable::kNoSlot;
-  const uint32_t slot = table.on_packet(parsed.key, flow_hash(parsed.key), parsed.ip_len, ts);
+  FlowKey key = parsed.key;
+  const bool swapped = table.config().window.bidirectional && canonicalize(key);
+  const uint32_t slot = table.on_packet(key, flow_hash(key), parsed.ip_len, ts, swapped);
   if (slot == FlowTable::kNoSlot) ++st.untracked;
   return slot;
 }

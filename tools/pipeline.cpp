@@ -67,11 +67,13 @@ void OfflinePipeline::begin_capture() {
   fed_ = 0;
 }
 
-void OfflinePipeline::feed(const FlowKey& key, TimeNs ts, uint32_t ip_len) {
+void OfflinePipeline::feed(const FlowKey& key_in, TimeNs ts, uint32_t ip_len) {
   if (ts < step_.now) ++step_.clock_backwards;
   else step_.now = ts;
   step_.parse.add(ParseResult::kOk);
-  if (table_->on_packet(key, flow_hash(key), ip_len, ts) == FlowTable::kNoSlot) ++step_.untracked;
+  FlowKey key = key_in;
+  const bool swapped = table_->config().window.bidirectional && canonicalize(key);
+  if (table_->on_packet(key, flow_hash(key), ip_len, ts, swapped) == FlowTable::kNoSlot) ++step_.untracked;
   ++counters_.packets;
   if (++fed_ % kSweepEveryPackets == 0) table_->expire(step_.now, kSweepBudget);
 }

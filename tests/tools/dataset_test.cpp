@@ -114,8 +114,8 @@ TEST(WindowDataset, RefusesEverySingleByteCorruption) {
 TEST(WindowDataset, NamesForeignAndNewerFiles) {
   EXPECT_NE(error_of("\x93NUMPY\x01\x00").find("not a flowpic dataset"), std::string::npos);
   std::string b = dataset_to_bytes(sample());
-  b[8] = 2;
-  EXPECT_NE(error_of(b).find("version 2 is not supported"), std::string::npos);
+  b[8] = 3;
+  EXPECT_NE(error_of(b).find("version 3 is not supported"), std::string::npos);
   try {
     load_dataset("/nonexistent/d.fpds");
     FAIL();
