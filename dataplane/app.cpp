@@ -27,6 +27,7 @@
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
 #include "dataplane/pipeline.hpp"
+#include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
 #include "dataplane/worker.hpp"
 #include "infer/network.hpp"
@@ -51,6 +52,8 @@ struct PortRuntime {
   uint16_t rx_desc = 0, tx_desc = 0;
   uint16_t next_txq = 0;
   bool rss = false;
+  bool rss_symmetric = false;        // the symmetric key is programmed (rss.hpp)
+  uint8_t rss_key[kMaxRssKeyBytes] = {};
   bool started = false;
 };
 
@@ -96,6 +99,7 @@ bool same_window(const WindowPolicy& a, const WindowPolicy& m, const std::vector
     if (k == "packets" && a.packets != m.packets) return false;
     if (k == "min_packets" && a.min_packets != m.min_packets) return false;
     if (k == "max_windows" && a.max_windows != m.max_windows) return false;
+    if (k == "flows" && a.bidirectional != m.bidirectional) return false;
   }
   return true;
 }
@@ -106,7 +110,8 @@ std::string window_text(const WindowPolicy& w) {
     o << "time windows of " << static_cast<double>(w.length_ns) / 1e9 << " s";
   else
     o << "count windows of " << w.packets << " packets";
-  o << ", min_packets " << w.min_packets << ", max_windows " << w.max_windows;
+  o << ", min_packets " << w.min_packets << ", max_windows " << w.max_windows
+    << (w.bidirectional ? ", both directions per flow" : ", one direction per flow");
   return o.str();
 }
 
@@ -467,6 +472,13 @@ void App::Impl::setup_ports() {
       conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
       conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di.flow_type_rss_offloads;
       pr.rss = conf.rx_adv_conf.rss_conf.rss_hf != 0;
+      // Symmetric key (dataplane/rss.hpp): both directions of a connection reach the same queue.
+      if (di.hash_key_size > 0 && di.hash_key_size <= kMaxRssKeyBytes) {
+        symmetric_rss_key(pr.rss_key, di.hash_key_size);
+        conf.rx_adv_conf.rss_conf.rss_key = pr.rss_key;
+        conf.rx_adv_conf.rss_conf.rss_key_len = di.hash_key_size;
+        pr.rss_symmetric = true;
+      }
     }
     if (pr.rx_queues > 1 && !pr.rss)
       spdlog::warn("port {} ({}): no RSS; each rx queue gets what the device puts in it{}", pr.cfg->name, pr.driver,
@@ -576,11 +588,27 @@ void App::Impl::setup_lcores() {
 
 void App::Impl::print_placement() const {
   spdlog::info("placement (hwloc: {})", topo->describe());
+  if (model && model->info().picture.window.bidirectional) {
+    // Both directions of a connection must reach one lcore (one flow table).
+    int rx_ports = 0;
+    for (const auto& pr : ports) {
+      rx_ports += pr.rx_queues > 0;
+      if (pr.rx_queues > 1 && !pr.rss_symmetric)
+        spdlog::warn("port {}: the model pairs both directions of a connection, but this port's {} rx queues have {}: "
+                     "a connection's two directions may land on different lcores and be classified as two one-way "
+                     "flows; give the port one rx queue", pr.cfg->name, pr.rx_queues,
+                     pr.rss ? "RSS without the symmetric key (the device takes no key)" : "no RSS");
+    }
+    if (rx_ports > 1)
+      spdlog::warn("the model pairs both directions of a connection, and {} ports receive: each port is polled by its "
+                   "own lcores, so a connection whose directions arrive on different ports (inline between two "
+                   "ports) is seen as two one-way flows; use a one-direction model (window.flows: uni) there", rx_ports);
+  }
   for (const auto& pr : ports)
     spdlog::info("  port {} = DPDK port {} '{}' driver {} NUMA {}: {} rx queue(s) x {} desc, {} tx queue(s) x {} desc, "
                  "peer {}, RSS {}",
                  pr.cfg->name, pr.id, pr.cfg->dpdk_name(), pr.driver, numa_text(pr.socket), pr.rx_queues, pr.rx_desc,
-                 pr.tx_queues, pr.tx_desc, pr.cfg->peer, pr.rss ? "on" : "off");
+                 pr.tx_queues, pr.tx_desc, pr.cfg->peer, pr.rss ? (pr.rss_symmetric ? "on (symmetric key)" : "on") : "off");
   for (const auto& lc : lcores) {
     const PortRuntime& rxp = ports[lc->port_index];
     const int node = topo->numa_node(lc->cpu);
@@ -1019,7 +1047,7 @@ nlohmann::json App::Impl::model_load(const std::string& path) {
   const WindowPolicy& a = m->info().picture.window;
   const WindowPolicy& b = current.model->info().picture.window;
   if (a.kind != b.kind || a.length_ns != b.length_ns || a.packets != b.packets || a.min_packets != b.min_packets ||
-      a.max_windows != b.max_windows)
+      a.max_windows != b.max_windows || a.bidirectional != b.bidirectional)
     throw CommandError("model_incompatible", "model " + m->id() + ": its windows (" + window_text(a) +
                                                  ") differ from the running flow tables' (" + window_text(b) + ")");
   try {  // builds the oneDNN primitives here, off the fast path, before anything is published

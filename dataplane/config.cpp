@@ -189,7 +189,7 @@ void apply_override(YAML::Node root, const std::string& expr, const Reader& rd) 
 }
 
 WindowPolicy parse_window(const YAML::Node& n, const Reader& rd) {
-  rd.check_keys(n, "window", {"kind", "length_s", "packets", "min_packets", "max_windows"});
+  rd.check_keys(n, "window", {"kind", "length_s", "packets", "min_packets", "max_windows", "flows"});
   WindowPolicy w;
   const std::string kind = n["kind"] ? rd.str(n["kind"], "window.kind") : "count";
   if (kind == "time") {
@@ -205,6 +205,11 @@ WindowPolicy parse_window(const YAML::Node& n, const Reader& rd) {
     w.min_packets = static_cast<uint32_t>(rd.uint(n["min_packets"], "window.min_packets", 1, 1u << 20));
   if (n["max_windows"])
     w.max_windows = static_cast<uint32_t>(rd.uint(n["max_windows"], "window.max_windows", 0, 1u << 30));
+  if (n["flows"]) {
+    const std::string flows = rd.str(n["flows"], "window.flows");
+    if (flows != "uni" && flows != "bi") rd.fail("window.flows", "expected uni or bi, got '" + flows + "'");
+    w.bidirectional = flows == "bi";
+  }
   return w;
 }
 

@@ -146,6 +146,7 @@ struct BurstStage {
   uint64_t hashes[kBurst];
   uint32_t ip_lens[kBurst];
   TimeNs times[kBurst];
+  uint8_t swapped[kBurst];   // bidirectional tables: the key was canonicalised (responder -> initiator side)
   uint32_t slots[kBurst];
   int16_t verdicts[kBurst];
 };
@@ -224,10 +225,13 @@ static void parse_stage(LcoreState& lc, BurstStage& st, const MbufPrefetch& pref
     st.pkt[st.nip] = i;
     st.nip = static_cast<uint16_t>(st.nip + (pr == ParseResult::kOk || pr == ParseResult::kOkFragment));
   }
-  // A second pass reads the keys once the parser's narrow stores have retired.
+  // A second pass reads the keys once the parser's narrow stores have retired. A bidirectional
+  // table keys both directions alike (canonical order) and is told which way each packet went.
+  const bool bidir = lc.table->config().window.bidirectional;
   for (uint16_t k = 0; k < st.nip; ++k) {
     const uint16_t i = st.pkt[k];
     st.keys[k] = st.parsed[i].key;
+    st.swapped[k] = bidir && canonicalize(st.keys[k]);
     st.hashes[k] = flow_hash(st.keys[k]);
     lc.table->prefetch(st.hashes[k]);
     st.ip_lens[k] = st.parsed[i].ip_len;
@@ -250,7 +254,7 @@ static void account_stage(LcoreState& lc, BurstStage& st) noexcept {
     while (ip_end < st.nip && st.pkt[ip_end] < end) ++ip_end;
     if (ip_end > ip_done)
       lc.table->on_burst(st.keys + ip_done, st.hashes + ip_done, st.ip_lens + ip_done, st.times + ip_done,
-                         ip_end - ip_done, st.slots + ip_done, st.verdicts + ip_done);
+                         ip_end - ip_done, st.slots + ip_done, st.verdicts + ip_done, st.swapped + ip_done);
     for (uint16_t i = done; i < end; ++i)
       if (st.times_all[i] > lc.now) lc.now = st.times_all[i];
     if (trace) {

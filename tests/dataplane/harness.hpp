@@ -76,6 +76,7 @@ inline std::shared_ptr<const Model> make_model(const std::string& path, int winn
                                                const WindowPolicy* window = nullptr) {
   ModelInfo info;
   if (window) info.picture.window = *window;
+  info.picture.channels = info.picture.window.bidirectional ? 2 : 1;  // one picture per direction
   info.arch = Arch::kLeNet;
   info.classes = default_classes();
   info.name = name;
