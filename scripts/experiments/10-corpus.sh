@@ -32,9 +32,20 @@ case "$RECIPE" in
                PICTURE=(--resolution 32 --time-axis log --tau 0.001 --horizon 10 --norm clip --clip 8) ;;
   time15)      WINDOW=(--window time:15 --min-packets 10 --max-windows 20)
                PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8) ;;
-  *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15)" >&2; exit 2 ;;
+  time60)      WINDOW=(--window time:60 --min-packets 10 --max-windows 10)
+               PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8) ;;
+  # Both directions of a connection in one window (ODE-Flow and Learn-Live hold one direction
+  # only and are left out): two channels (initiator, responder), or one channel of both (-bi1).
+  count20-bi)  WINDOW=(--window count:20 --min-packets 20 --max-windows 100 --flows bi)
+               PICTURE=("${ODE_PICTURE[@]}" --channels 2) ;;
+  count20-bi1) WINDOW=(--window count:20 --min-packets 20 --max-windows 100 --flows bi)
+               PICTURE=("${ODE_PICTURE[@]}" --channels 1) ;;
+  time15-bi)   WINDOW=(--window time:15 --min-packets 10 --max-windows 20 --flows bi)
+               PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8 --channels 2) ;;
+  *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15, time60, count20-bi, count20-bi1, time15-bi)" >&2; exit 2 ;;
 esac
 CORPUS_NAME=${WINDOW[1]/:/}
+[[ " ${WINDOW[*]} " == *" --flows bi "* ]] && CORPUS_NAME=$CORPUS_NAME-bi
 TRAIN=(--cap "$CAP" --holdout-by capture --holdout 0.1 --epochs 30 --patience 5 --lr 0.001 --batch 64
        --threads "$THREADS" "${PICTURE[@]}")
 for s in ${NO_TRAIN//,/ }; do TRAIN+=(--exclude-source "$s"); done
@@ -95,7 +106,7 @@ grep -qx ode-flow <<<"$SOURCES" && VAL="--exclude-capture ode-flow/val"
   if grep -qx ode-flow <<<"$SOURCES"; then
     echo "all-but-odeval --exclude-capture ode-flow/val -- --capture ode-flow/val"
   fi
-} | grep -E "^(${JOBS_MATCH:-.*}) " > "$O/jobs.txt"
+} | sed 's/ *$//' | grep -E "^(${JOBS_MATCH:-.*}) " > "$O/jobs.txt"  # xargs -L joins a line ending in a blank to the next
 # xargs runs JOBS trainings at once; each line is one job's words.
 TRAIN_Q=$(printf '%q ' "${TRAIN[@]}")
 xargs -P "$JOBS" -L 1 bash -c 'TRAIN=('"$TRAIN_Q"'); job "$@"' _ < "$O/jobs.txt"
