@@ -522,6 +522,7 @@ void App::Impl::setup_lcores() {
   po.max_wait_ms = cfg.max_wait_ms;
   po.infer_threads = cfg.infer_threads;
   po.unknown_below = cfg.unknown_below;
+  po.table_capacity = cfg.table_capacity;
   po.build_cpus = build_cpus();
   po.infer_cpus = infer_groups();
   // Lcore -> (port, queue): ports in config order, their queues in order, poll CPUs in order.

@@ -163,6 +163,7 @@ Pipeline::Pipeline(const PipelineOptions& opt, ClassTable& classes, const Topolo
   if (opt_.unknown_below > 0) unknown_id_ = classes_.intern("unknown");
   if (opt_.infer_cpus.empty()) opt_.infer_cpus.emplace_back();
   lanes_.resize(opt_.lcores);
+  for (uint32_t i = 0; i < opt_.lcores; ++i) evidence_.push_back(std::make_unique<LaneEvidence>());
   const uint32_t pool_size = window_pool_size(opt_.ring_size, opt_.batch);
   for (uint32_t i = 0; i < opt_.lcores; ++i) {
     const int socket = i < opt_.lcore_sockets.size() ? opt_.lcore_sockets[i] : SOCKET_ID_ANY;
@@ -219,6 +220,18 @@ uint32_t Pipeline::publish_model(std::shared_ptr<const Model> model) {
   slot->format.classes = &model->info().classes;
   slot->format.model_id = model->id();
   slot->format.unknown_below = opt_.unknown_below;
+  uint32_t tag;
+  {
+    std::lock_guard lk(model_mu_);
+    tag = next_tag_;
+  }
+  // Flow evidence starts over with a new model (its classes may mean other things); batches of
+  // the previous model still in flight get window-only flow verdicts. Memory is taken here, off
+  // the packet path: table capacity x classes floats per lcore.
+  for (auto& ev : evidence_) {
+    std::lock_guard lk(ev->mu);
+    ev->flows.reset(opt_.table_capacity, model->num_classes(), tag);
+  }
   std::lock_guard lk(model_mu_);
   slot->tag = next_tag_++;
   model_ = slot;
@@ -310,7 +323,7 @@ void Pipeline::emit(std::vector<WindowMsg*>& pending) {
   b->slot = current_model();
   const Model& model = *b->slot->model;
   const PictureConfig& pic = model.info().picture;
-  const std::size_t px = static_cast<std::size_t>(model.resolution()) * model.resolution();
+  const std::size_t px = model.picture_floats();  // channels * R * R
   const uint32_t n = static_cast<uint32_t>(pending.size());
   if (b->pictures.size() < px * opt_.batch) b->pictures.resize(px * opt_.batch);
   if (b->probs.size() < static_cast<std::size_t>(model.num_classes()) * opt_.batch)
@@ -345,7 +358,7 @@ void Pipeline::infer_main(uint32_t worker) {
     try {
       net = std::make_unique<Network>(first->model, static_cast<int>(opt_.batch), static_cast<int>(opt_.infer_threads));
       const int n = net->max_batch();
-      const std::size_t px = static_cast<std::size_t>(first->model->resolution()) * first->model->resolution();
+      const std::size_t px = first->model->picture_floats();
       std::fill_n(net->input(), px * n, 0.f);
       std::vector<float> warm(static_cast<std::size_t>(first->model->num_classes()) * n);
       net->forward(n, warm.data());
@@ -384,14 +397,27 @@ void Pipeline::infer_main(uint32_t worker) {
       for (uint32_t i = 0; i < b->n; ++i) {
         const WindowInfo& info = b->infos[i];
         const float* probs = b->probs.data() + static_cast<std::size_t>(i) * classes;
-        float conf = 0.f;
-        const int cls = argmax(probs, classes, &conf);
-        const int16_t gid = conf < opt_.unknown_below ? unknown_id_ : slot.class_ids[cls];
-        VerdictMsg v{info.flow_slot, info.flow_gen, gid, 0, conf, slot.tag};
+        // The flow's verdict (mean of its windows' probabilities so far) is what the lcore acts on.
+        FlowVerdict fv;
+        if (info.lcore < evidence_.size()) {
+          LaneEvidence& ev = *evidence_[info.lcore];
+          std::lock_guard lk(ev.mu);
+          if (ev.flows.keeps(classes, slot.tag))
+            fv.cls = ev.flows.add(info.flow_slot, info.flow_gen, probs, &fv.confidence, &fv.windows);
+        }
+        if (fv.cls < 0) {
+          fv.cls = argmax(probs, classes, &fv.confidence);
+          fv.windows = 1;
+        }
+        const int16_t gid = fv.confidence < opt_.unknown_below ? unknown_id_ : slot.class_ids[fv.cls];
+        VerdictMsg v{info.flow_slot, info.flow_gen, gid, 0, fv.confidence, slot.tag};
         if (info.lcore < lanes_.size() && rte_ring_mp_enqueue_elem(lanes_[info.lcore].verdicts, &v, sizeof v) != 0)
           counters_.verdict_ring_full.add_shared();
-        if (gid >= 0) counters_.by_class[gid].add_shared();
-        lines += verdict_json(info, probs, slot.format);
+        float conf = 0.f;
+        const int cls = argmax(probs, classes, &conf);  // the window's own class, counted per class
+        const int16_t wid = conf < opt_.unknown_below ? unknown_id_ : slot.class_ids[cls];
+        if (wid >= 0) counters_.by_class[wid].add_shared();
+        lines += verdict_json(info, probs, slot.format, fv);
         lines += '\n';
         local.record(static_cast<uint64_t>(static_cast<double>(now - b->close_tsc[i]) * 1e9 / static_cast<double>(tsc_hz_)));
       }

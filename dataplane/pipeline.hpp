@@ -142,6 +142,7 @@ struct PipelineOptions {
   uint32_t max_wait_ms = 10;
   uint32_t infer_threads = 1;
   float unknown_below = 0.f;
+  uint32_t table_capacity = 1u << 16;             // flows per lcore table: room for flow evidence
   std::vector<unsigned> build_cpus;               // pinned builders (all of them)
   std::vector<std::vector<unsigned>> infer_cpus;  // one entry per inference worker
   std::vector<int> lcore_sockets;                 // NUMA socket of each lcore's rings/pools
@@ -177,6 +178,11 @@ class Pipeline {
     rte_mempool* pool = nullptr;
     rte_ring* verdicts = nullptr;
   };
+  // Per lcore: its flows' accumulated window evidence (inference workers, under mu).
+  struct LaneEvidence {
+    std::mutex mu;
+    FlowEvidence flows;
+  };
   void builder_main();
   void infer_main(uint32_t worker);
   void emit(std::vector<WindowMsg*>& pending);
@@ -187,6 +193,7 @@ class Pipeline {
   const Topology& topo_;
   VerdictOutput& out_;
   std::vector<Lane> lanes_;
+  std::vector<std::unique_ptr<LaneEvidence>> evidence_;
   PipelineCounters counters_;
   uint64_t tsc_hz_ = 1;
   int16_t unknown_id_ = -1;

@@ -23,7 +23,37 @@ double seconds(TimeNs ns) { return std::round(static_cast<double>(ns) / 1e3) / 1
 double rounded(float p) { return std::round(static_cast<double>(p) * 1e6) / 1e6; }
 }  // namespace
 
-std::string verdict_json(const WindowInfo& info, const float* probs, const VerdictFormat& fmt) {
+void FlowEvidence::reset(uint32_t capacity, int classes, uint32_t model_tag) {
+  k_ = classes;
+  tag_ = model_tag;
+  const bool keep = classes > 0 && classes <= kMaxClasses;
+  capacity_ = keep ? capacity : 0;
+  sums_.assign(static_cast<std::size_t>(capacity_) * (keep ? classes : 0), 0.f);
+  gen_.assign(capacity_, 0);
+  count_.assign(capacity_, 0);
+}
+
+int FlowEvidence::add(uint32_t slot, uint32_t gen, const float* probs, float* confidence, uint32_t* windows) noexcept {
+  if (slot >= capacity_) {
+    *windows = 1;
+    return argmax(probs, k_, confidence);
+  }
+  float* s = sums_.data() + static_cast<std::size_t>(slot) * k_;
+  if (gen_[slot] != gen || count_[slot] == 0) {
+    gen_[slot] = gen;
+    count_[slot] = 0;
+    std::fill(s, s + k_, 0.f);
+  }
+  for (int c = 0; c < k_; ++c) s[c] += probs[c];
+  const uint32_t n = ++count_[slot];
+  float best = 0.f;
+  const int cls = argmax(s, k_, &best);
+  *confidence = best / static_cast<float>(n);
+  *windows = n;
+  return cls;
+}
+
+std::string verdict_json(const WindowInfo& info, const float* probs, const VerdictFormat& fmt, const FlowVerdict& flow) {
   using nlohmann::ordered_json;
   const auto& classes = *fmt.classes;
   const int n = static_cast<int>(classes.size());
@@ -52,6 +82,10 @@ std::string verdict_json(const WindowInfo& info, const float* probs, const Verdi
   for (int c = 0; c < n; ++c) p[classes[c]] = rounded(probs[c]);
   j["probs"] = std::move(p);
   j["model"] = fmt.model_id;
+  if (flow.cls >= 0 && flow.cls < n)
+    j["flow_verdict"] = {{"class", flow.confidence < fmt.unknown_below ? std::string("unknown") : classes[flow.cls]},
+                         {"confidence", rounded(flow.confidence)},
+                         {"windows", flow.windows}};
   return j.dump();
 }
 

@@ -80,6 +80,9 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
   fmt.classes = &model->info().classes;
   fmt.model_id = model->id();
   fmt.unknown_below = opt.threshold;
+  // Flow verdicts accumulated over each flow's windows, in close order, as flowpicd does.
+  FlowEvidence evidence;
+  evidence.reset(opt.flow_capacity, classes);
   for (size_t start = 0; start < windows.size(); start += static_cast<size_t>(batch)) {
     const size_t n = std::min(windows.size() - start, static_cast<size_t>(batch));
     for (size_t i = 0; i < n; ++i) {
@@ -95,7 +98,10 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
       ++rep.windows_classified;
       if (conf < opt.threshold) ++rep.windows_unknown;
       else ++rep.per_class[static_cast<size_t>(cls)];
-      on_verdict(verdict_json(windows[start + i].info, p, fmt), windows[start + i].info, cls, conf);
+      const WindowInfo& info = windows[start + i].info;
+      FlowVerdict fv;
+      fv.cls = evidence.add(info.flow_slot, info.flow_gen, p, &fv.confidence, &fv.windows);
+      on_verdict(verdict_json(info, p, fmt, fv), info, cls, conf);
     }
   }
   (void)floats;

@@ -2,6 +2,8 @@
 // one-line errors, and a small real run: dataset -> train -> info -> eval -> classify.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,6 +170,29 @@ TEST(Cli, DatasetTrainInfoEvalClassify) {
     }
   }
   EXPECT_NE(c1.err.find("verdicts"), std::string::npos);
+  // Flow verdicts: each line's flow_verdict is the argmax of the mean of its flow's window
+  // probabilities so far (lines of a flow in output order), recomputed here from the lines.
+  {
+    std::istringstream again(c1.out);
+    std::map<std::string, std::pair<int, std::map<std::string, double>>> acc;
+    int multi = 0;
+    while (std::getline(again, line)) {
+      const auto v = nlohmann::json::parse(line);
+      auto& [n, sums] = acc[v["flow"].get<std::string>()];
+      ++n;
+      for (auto it = v["probs"].begin(); it != v["probs"].end(); ++it) sums[it.key()] += it.value().get<double>();
+      std::string best;
+      for (const auto& [c, sum] : sums)
+        if (best.empty() || sum > sums[best]) best = c;
+      const auto& fv = v["flow_verdict"];
+      ASSERT_TRUE(fv.is_object()) << line;
+      EXPECT_EQ(fv["windows"].get<int>(), n) << line;
+      EXPECT_EQ(fv["class"], best) << line;
+      EXPECT_NEAR(fv["confidence"].get<double>(), sums[best] / n, 2e-6 * n) << line;
+      multi += n > 1;
+    }
+    EXPECT_GT(multi, 0) << "no flow had a second window: the accumulation went untested";
+  }
 
   const CmdResult png = run_flowpic("render --pcap " + data("wa_voice.pcap") + " -o " + tmp("flow.png"));
   EXPECT_EQ(png.code, 0) << png.err;

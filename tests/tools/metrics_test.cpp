@@ -1,6 +1,9 @@
 // Evaluation metrics on confusion matrices with hand-computed answers.
 #include <gtest/gtest.h>
 
+#include <vector>
+
+#include "infer/verdict.hpp"
 #include "tools/metrics.hpp"
 
 using namespace flowpic;
@@ -84,4 +87,37 @@ TEST(Calibration, EceOfKnownBins) {
   EXPECT_NEAR(c.bins[9].accuracy, 0.8, 1e-12);
   EXPECT_EQ(c.bins[5].count, 10u);
   EXPECT_EQ(c.bins[0].count, 0u);
+}
+
+// Flow evidence: mean of the windows' probabilities per (slot, generation), worked by hand.
+TEST(FlowEvidenceTest, MeanOfTheFlowsWindowsAndANewGenerationStartsOver) {
+  FlowEvidence ev;
+  ev.reset(8, 3);
+  const float a[3] = {0.6f, 0.3f, 0.1f}, b[3] = {0.1f, 0.8f, 0.1f}, c[3] = {0.2f, 0.7f, 0.1f};
+  float conf = 0;
+  uint32_t n = 0;
+  EXPECT_EQ(ev.add(5, 1, a, &conf, &n), 0);
+  EXPECT_FLOAT_EQ(conf, 0.6f);
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(ev.add(5, 1, b, &conf, &n), 1);  // mean {0.35, 0.55, 0.1}
+  EXPECT_FLOAT_EQ(conf, 0.55f);
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(ev.add(2, 4, a, &conf, &n), 0);  // another slot is another flow
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(ev.add(5, 2, a, &conf, &n), 0);  // slot 5 reused by a new flow: starts over
+  EXPECT_FLOAT_EQ(conf, 0.6f);
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(ev.add(5, 2, c, &conf, &n), 1);  // mean {0.4, 0.5, 0.1}
+  EXPECT_FLOAT_EQ(conf, 0.5f);
+  EXPECT_EQ(ev.add(99, 1, c, &conf, &n), 1);  // out of range: the window alone
+  EXPECT_EQ(n, 1u);
+  EXPECT_FLOAT_EQ(conf, 0.7f);
+  // Too many classes to keep: every window stands alone.
+  FlowEvidence big;
+  big.reset(8, FlowEvidence::kMaxClasses + 1);
+  std::vector<float> p(FlowEvidence::kMaxClasses + 1, 0.f);
+  p[3] = 1.f;
+  EXPECT_EQ(big.add(1, 1, p.data(), &conf, &n), 3);
+  EXPECT_EQ(big.add(1, 1, p.data(), &conf, &n), 3);
+  EXPECT_EQ(n, 1u);
 }
