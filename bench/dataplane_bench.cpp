@@ -59,6 +59,7 @@ struct Options {
   double warmup = 2.0;
   std::string modes = "forward,flowpicd";
   bool json = false;
+  bool pairs = false;  // flow 2k+1 is flow 2k's other direction (for flowpicd-bi)
 };
 
 // Ethernet + IPv4 + UDP, 60 bytes in the mbuf (64 on the wire with the FCS).
@@ -71,7 +72,7 @@ uint16_t ip_checksum(const uint8_t* h, unsigned len) {
   return static_cast<uint16_t>(~s);
 }
 
-void write_packet(uint8_t* p, uint32_t flow) {
+void write_packet(uint8_t* p, uint32_t flow, bool pairs) {
   std::memset(p, 0, kFrameLen);
   const uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 2}, smac[6] = {0x02, 0, 0, 0, 0, 1};
   std::memcpy(p, dmac, 6);
@@ -85,8 +86,14 @@ void write_packet(uint8_t* p, uint32_t flow) {
   ip[8] = 64;
   ip[9] = 17;  // UDP
   // Flow i: source 10.x.y.z = 10.0.0.0 + i / 64k, source port 1024 + i % 64k (distinct up to 16M).
-  const uint32_t src = 0x0a000000u + (flow >> 16), dst = 0xc0a80001u;
-  const uint16_t sport = static_cast<uint16_t>(1024 + (flow & 0xffff)), dport = 443;
+  // With pairs, flows 2k and 2k+1 are the two directions of connection k.
+  const uint32_t c = pairs ? flow / 2 : flow;
+  uint32_t src = 0x0a000000u + (c >> 16), dst = 0xc0a80001u;
+  uint16_t sport = static_cast<uint16_t>(1024 + (c & 0xffff)), dport = 443;
+  if (pairs && (flow & 1)) {
+    std::swap(src, dst);
+    std::swap(sport, dport);
+  }
   for (int b = 0; b < 4; ++b) {
     ip[12 + b] = static_cast<uint8_t>(src >> (24 - 8 * b));
     ip[16 + b] = static_cast<uint8_t>(dst >> (24 - 8 * b));
@@ -246,7 +253,9 @@ int main(int argc, char** argv) {
   app.add_option("--window-ring", o.window_ring, "window ring size (configs: 4096)");
   app.add_option("--seconds", o.seconds, "measured interval per mode");
   app.add_option("--warmup", o.warmup, "seconds run before measuring");
-  app.add_option("--modes", o.modes, "comma list: forward (rx -> tx), macswap (forward swapping MACs), flowpicd");
+  app.add_option("--modes", o.modes, "comma list: forward (rx -> tx), macswap (forward swapping MACs), flowpicd, "
+                                     "flowpicd-bi (the flow table pairs both directions: a bidirectional model)");
+  app.add_flag("--pairs", o.pairs, "flows 2k and 2k+1 are the two directions of one connection (--flows/2 connections)");
   app.add_flag("--json", o.json, "print one JSON object instead of text");
   try {
     app.parse(argc, argv);
@@ -288,7 +297,7 @@ int main(int argc, char** argv) {
   if (rte_pktmbuf_alloc_bulk(pool, mb.data(), population) != 0) die("mbuf allocation failed");
   for (uint32_t i = 0; i < population; ++i) {
     rte_mbuf* m = mb[i];
-    write_packet(rte_pktmbuf_mtod(m, uint8_t*), order[i % o.flows]);
+    write_packet(rte_pktmbuf_mtod(m, uint8_t*), order[i % o.flows], o.pairs);
     m->data_len = m->pkt_len = kFrameLen;
   }
   if (rte_ring_enqueue_bulk(loop, reinterpret_cast<void**>(mb.data()), population, nullptr) != population)
@@ -299,6 +308,7 @@ int main(int argc, char** argv) {
   out["packets_per_flow"] = o.packets_per_flow;
   out["population_mbufs"] = population;
   out["frame_bytes"] = kFrameLen;
+  out["pairs"] = o.pairs;
   out["mbuf_pool_bytes"] = pool_bytes;
   out["loop_ring_bytes"] = rte_ring_get_memsize(ring_size);
   out["hugepages"] = rte_eal_has_hugepages() != 0;
@@ -327,7 +337,9 @@ int main(int argc, char** argv) {
                            {"extra", r.extra}});
   }
 
-  if (want("flowpicd")) {
+  for (const char* fmode : {"flowpicd", "flowpicd-bi"}) {
+    if (!want(fmode)) continue;
+    const bool bidir = std::string(fmode) == "flowpicd-bi";
     // The lcore exactly as dataplane/app.cpp wires it, with the window ring and pool of
     // dataplane/pipeline.cpp and live (TSC) time as configs/inline.yaml.
     ClassTable classes;
@@ -359,6 +371,7 @@ int main(int argc, char** argv) {
     tc.window.packets = o.window_packets;
     tc.window.min_packets = std::min<uint32_t>(10, o.window_packets);
     tc.max_records = o.max_records;
+    tc.window.bidirectional = bidir;
     lc->table = std::make_unique<FlowTable>(tc, &window_sink, lc.get(), 0);
     lc->sweep = SweepPacer(tc.capacity, sweep_period(tc.idle_timeout_ns), lc->tsc.to_ns(rte_rdtsc()));  // as app.cpp
     stop = false;
@@ -380,7 +393,7 @@ int main(int argc, char** argv) {
     rte_eal_wait_lcore(worker);
     lcore_done = true;
     drainer.join();
-    r.mode = "flowpicd";
+    r.mode = fmode;
     const auto& c = lc->c;
     r.extra = {{"flows_in_table", live_flows},
                {"table_capacity", lc->table->capacity()},
@@ -414,7 +427,7 @@ int main(int argc, char** argv) {
                 o.flows, o.packets_per_flow, population, kFrameLen, pool_bytes / 1048576.0,
                 out["loop_ring_bytes"].get<double>() / 1048576.0, rte_eal_has_hugepages() ? "hugepages" : "no hugepages");
     for (const auto& r : out["runs"])
-      std::printf("%-9s %8.2f Mpps, %8.2f Mpps per CPU-second  (%lu packets in %.2f s, %.2f s on CPU)  %s\n",
+      std::printf("%-11s %8.2f Mpps, %8.2f Mpps per CPU-second  (%lu packets in %.2f s, %.2f s on CPU)  %s\n",
                   r["mode"].get<std::string>().c_str(), r["mpps"].get<double>(), r["mpps_per_cpu_s"].get<double>(),
                   r["packets"].get<unsigned long>(), r["seconds"].get<double>(), r["cpu_seconds"].get<double>(),
                   r["extra"].dump().c_str());

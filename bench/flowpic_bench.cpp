@@ -710,20 +710,19 @@ struct InferArgs {
   bool big = true;
 };
 
-std::vector<float> random_pictures(int n, int R, uint32_t seed) {  // sparse, like real FlowPics
+std::vector<float> random_pictures(int n, size_t floats, uint32_t seed) {  // sparse, like real FlowPics
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n) * R * R);
+  std::vector<float> v(static_cast<size_t>(n) * floats);
   for (auto& x : v) x = u(rng) < 0.15f ? u(rng) : 0.f;
   return v;
 }
 
 void bench_network(Report& rep, const std::shared_ptr<const Model>& model, const std::vector<int>& batches,
                    int threads, double seconds, int min_iters, const std::string& label) {
-  const int R = model->resolution();
   const int maxb = *std::max_element(batches.begin(), batches.end());
   Network net(model, maxb, threads);
-  const auto pics = random_pictures(maxb, R, 3);
+  const auto pics = random_pictures(maxb, model->picture_floats(), 3);
   std::copy(pics.begin(), pics.end(), net.input());
   std::vector<float> probs(static_cast<size_t>(maxb) * model->num_classes());
   for (int b : batches) {
@@ -761,7 +760,14 @@ void bench_infer(Report& rep, const InferArgs& a) {
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
   bench_network(rep, lenet, batches, a.threads, a.seconds, 10,
                 std::string(arch_name(lenet->info().arch)) + " " + std::to_string(lenet->resolution()) + "x" +
-                    std::to_string(lenet->resolution()));
+                    std::to_string(lenet->resolution()) + (lenet->channels() == 2 ? "x2" : ""));
+  if (a.model.empty()) {
+    // The two-channel picture of bidirectional windows (one plane per direction), same run.
+    ModelInfo info = lenet->info();
+    info.picture.window.bidirectional = true;
+    info.picture.channels = 2;
+    bench_network(rep, Model::create(info, 1), batches, a.threads, a.seconds, 10, "lenet 32x32x2");
+  }
   if (a.big) {
     ModelInfo info;
     info.arch = Arch::kFlowPic;
