@@ -122,7 +122,7 @@ void add_dataset(CLI::App& app, Action* action) {
   // --- corpus
   struct CorpusArgs {
     std::string data = "../shared/data", class_map = "corpus/class-map.csv", out, sources;
-    bool raw_labels = false;
+    bool raw_labels = false, keep_one_way = false;
     uint32_t max_captures = 0;
     WindowingArgs win{"count:20", 20, 100};
   };
@@ -135,6 +135,8 @@ void add_dataset(CLI::App& app, Action* action) {
   c->add_flag("--raw-labels", ca->raw_labels, "keep the sources' raw labels as classes (application id: fgnet apps, nDPI category/app)");
   c->add_option("--sources", ca->sources, "comma-separated sources to import (default: all)");
   ca->win.add_to(c, "windows kept per unidirectional flow, from its start (0 = all): a sampling cap, not kept by models");
+  c->add_flag("--keep-one-way", ca->keep_one_way, "with --flows bi: keep ODE-Flow and Learn-Live windows, which hold one "
+                                                 "direction only (their responder plane stays empty)");
   c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source, for fgnet per app (0 = all)")->capture_default_str();
   c->add_option("-o,--output", ca->out, "dataset file to write")->required();
   c->callback([action, ca] {
@@ -143,6 +145,7 @@ void add_dataset(CLI::App& app, Action* action) {
       opt.table = ca->win.make();
       opt.data_dir = ca->data;
       opt.max_captures = ca->max_captures;
+      opt.keep_one_way = ca->keep_one_way;
       opt.progress = progress_enabled();
       std::unique_ptr<ClassMap> map;
       if (!ca->raw_labels) {
@@ -181,6 +184,7 @@ void add_dataset(CLI::App& app, Action* action) {
                                     : nlohmann::json("raw labels")},
                   {"max_windows_per_flow", ca->win.max_windows},
                   {"max_captures", ca->max_captures},
+                  {"keep_one_way", ca->keep_one_way},
                   {"idle_timeout_ns", opt.table.idle_timeout_ns},
                   {"sources", per_source},
                   {"command", command_line()}};

@@ -589,7 +589,7 @@ WindowDataset build_corpus(const std::vector<std::string>& sources, const Corpus
     b.begin(s);
     const auto t0 = std::chrono::steady_clock::now();
     if ((s == "ode-flow" || s == "learnlive") &&
-        (!count20 || opt.table.window.packets != 20 || opt.table.window.bidirectional)) {
+        (!count20 || opt.table.window.packets != 20 || (opt.table.window.bidirectional && !opt.keep_one_way))) {
       rep.warnings.push_back(s + ": holds 20-packet (ode-flow) or 40-packet (learnlive) unidirectional windows only; "
                              "skipped for window policy " + window_spec_string(opt.table.window) +
                              (opt.table.window.bidirectional ? " (bidirectional flows)" : ""));

@@ -36,6 +36,8 @@ struct CorpusOptions {
   const ClassMap* map = nullptr;    // nullptr: the raw labels are the classes (application id)
   FlowTableConfig table;            // window policy (count:20 unless told), capacity, idle timeout
   uint32_t max_captures = 0;        // per source (fgnet: runs per app); 0 = all (tests import a few)
+  bool keep_one_way = false;        // bidirectional corpora: keep ODE-Flow and Learn-Live (one direction
+                                    // only: their records are all initiator, the responder plane stays empty)
   bool progress = false;
 };
 

@@ -40,12 +40,16 @@ case "$RECIPE" in
                PICTURE=("${ODE_PICTURE[@]}" --channels 2) ;;
   count20-bi1) WINDOW=(--window count:20 --min-packets 20 --max-windows 100 --flows bi)
                PICTURE=("${ODE_PICTURE[@]}" --channels 1) ;;
+  # Two channels, with ODE-Flow's and Learn-Live's one-direction windows kept (responder plane empty).
+  count20-bimix) WINDOW=(--window count:20 --min-packets 20 --max-windows 100 --flows bi --keep-one-way)
+               PICTURE=("${ODE_PICTURE[@]}" --channels 2) ;;
   time15-bi)   WINDOW=(--window time:15 --min-packets 10 --max-windows 20 --flows bi)
                PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8 --channels 2) ;;
-  *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15, time60, count20-bi, count20-bi1, time15-bi)" >&2; exit 2 ;;
+  *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15, time60, count20-bi, count20-bi1, count20-bimix, time15-bi)" >&2; exit 2 ;;
 esac
 CORPUS_NAME=${WINDOW[1]/:/}
 [[ " ${WINDOW[*]} " == *" --flows bi "* ]] && CORPUS_NAME=$CORPUS_NAME-bi
+[[ " ${WINDOW[*]} " == *" --keep-one-way "* ]] && CORPUS_NAME=$CORPUS_NAME-mix
 TRAIN=(--cap "$CAP" --holdout-by capture --holdout 0.1 --epochs 30 --patience 5 --lr 0.001 --batch 64
        --threads "$THREADS" "${PICTURE[@]}")
 for s in ${NO_TRAIN//,/ }; do TRAIN+=(--exclude-source "$s"); done

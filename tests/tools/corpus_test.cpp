@@ -323,6 +323,63 @@ TEST(CorpusImport, OdeFlowKeepsBothSplitsAsCaptures) {
   EXPECT_EQ(counts[5], 0u);            // no "other" in ODE-Flow
 }
 
+// Bidirectional windows: a playback session's uplink and downlink are one connection, so
+// the session gives (up + down) / 20 windows (not up / 20 + down / 20), every window marked
+// by direction, and its key is the one of the session's first packet.
+TEST(CorpusImport, BidirectionalVideoSessionIsOneConnectionWithBothDirections) {
+  NEED_DATA("video-traffic/sessions.csv");
+  CorpusOptions o = options(nullptr, 3);
+  o.table.window.bidirectional = true;
+  const auto ds = build_corpus({"video-traffic"}, o, nullptr);
+  ASSERT_EQ(ds.sources.size(), 3u);
+  EXPECT_TRUE(ds.window.bidirectional);
+  std::vector<std::string> header;
+  for (uint32_t c = 0; c < 3; ++c) {
+    const std::string name = ds.sources[c].substr(std::string("video-traffic/").size());
+    const std::string file = name.substr(0, name.find('#')), session = name.substr(name.find('#') + 1);
+    std::string row;
+    for (const auto& r : csv_rows_where(data_dir() + "/video-traffic/sessions.csv", "session", session, &header))
+      if (field(r, header, "file") == file) row = r;
+    ASSERT_FALSE(row.empty()) << name;
+    const uint64_t up = std::stoull(field(row, header, "pkts_up")), down = std::stoull(field(row, header, "pkts_down"));
+    uint64_t windows = 0, fwd = 0, rev = 0, mixed = 0;
+    std::set<std::string> keys;
+    for (const auto& w : ds.windows) {
+      if (w.source != c) continue;
+      ++windows;
+      keys.insert(to_string(w.info.key));
+      uint64_t f = 0, r = 0;
+      for (uint32_t i = 0; i < w.info.n_records; ++i) (ds.records_of(w)[i].reverse ? r : f) += 1;
+      fwd += f;
+      rev += r;
+      mixed += f > 0 && r > 0;
+    }
+    EXPECT_EQ(windows, (up + down) / 20) << name;
+    EXPECT_EQ(keys.size(), 1u) << name;  // one connection
+    EXPECT_EQ(fwd + rev, 20 * windows);
+    EXPECT_LE(std::min(fwd, rev), std::min(up, down)) << name;
+    EXPECT_GT(rev, 0u) << name;
+    EXPECT_GT(2 * mixed, windows) << name << ": most windows of a playback hold both directions";
+  }
+}
+
+TEST(CorpusImport, OneWaySourcesAreSkippedForBidirectionalWindowsUnlessKept) {
+  NEED_DATA("ode-flow");
+  ClassMap map = ClassMap::load(repo_file("corpus/class-map.csv"));
+  CorpusOptions o = options(&map, 0);
+  o.table.window.bidirectional = true;
+  std::vector<SourceReport> reps;
+  const auto skipped = build_corpus({"ode-flow"}, o, &reps);
+  EXPECT_EQ(skipped.windows.size(), 0u);
+  ASSERT_EQ(reps.size(), 1u);
+  ASSERT_FALSE(reps[0].warnings.empty());
+  EXPECT_NE(reps[0].warnings[0].find("bidirectional"), std::string::npos) << reps[0].warnings[0];
+  o.keep_one_way = true;
+  const auto kept = build_corpus({"ode-flow"}, o, nullptr);
+  EXPECT_EQ(kept.windows.size(), 12922u + 1291u);
+  for (const auto& r : kept.records) ASSERT_EQ(r.reverse, 0);  // the responder plane stays empty
+}
+
 TEST(CorpusImport, UnknownSourceIsRefused) {
   EXPECT_THROW(build_corpus({"nope"}, options(nullptr, 1), nullptr), std::invalid_argument);
 }
