@@ -1,9 +1,12 @@
 #include "common/flow_key.hpp"
 
 #include <arpa/inet.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 
 #define XXH_INLINE_ALL
@@ -13,7 +16,28 @@
 
 namespace flowpic {
 
-uint64_t flow_hash(const FlowKey& k) noexcept { return XXH3_64bits(&k, sizeof(k)); }
+namespace {
+
+// A fresh seed per process (getrandom), so nobody can precompute keys that collide in a
+// table's index; the time and address only if the kernel has no entropy call.
+uint64_t initial_seed() noexcept {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof s))
+    s = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        reinterpret_cast<uintptr_t>(&s);
+  return s;
+}
+
+std::atomic<uint64_t> g_seed{initial_seed()};
+
+}  // namespace
+
+uint64_t flow_hash_seed() noexcept { return g_seed.load(std::memory_order_relaxed); }
+void set_flow_hash_seed(uint64_t seed) noexcept { g_seed.store(seed, std::memory_order_relaxed); }
+
+uint64_t flow_hash(const FlowKey& k) noexcept {
+  return XXH3_64bits_withSeed(&k, sizeof(k), g_seed.load(std::memory_order_relaxed));
+}
 
 const char* proto_name(uint8_t proto) noexcept {
   switch (proto) {

@@ -60,8 +60,14 @@ inline FlowKey reversed(FlowKey k) noexcept {
   return k;
 }
 
-// 64-bit hash of the key (XXH3); used by the flow tables.
+// 64-bit hash of the key (XXH3, seeded); used by the flow tables. The seed is drawn from the
+// kernel's random source once per process, so hash values differ between runs and keys that
+// collide in one process's tables cannot be computed in advance (hash flooding, issue 16).
 uint64_t flow_hash(const FlowKey& k) noexcept;
+uint64_t flow_hash_seed() noexcept;
+// Sets the seed (tests and benchmarks that need repeatable hashes). Call before any table is
+// filled: a table's index holds hashes made with the seed of the time.
+void set_flow_hash_seed(uint64_t seed) noexcept;
 
 // "tcp 10.0.0.1:443 -> 10.0.0.2:51000", "udp [2001:db8::1]:53 -> [2001:db8::2]:4000",
 // "proto-47 10.0.0.1 -> 10.0.0.2"; fragments keyed without ports end in " frag".

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <set>
+#include <vector>
+
 #include "common/flow_key.hpp"
 
 using namespace flowpic;
@@ -54,3 +57,30 @@ TEST(FlowKey, HashDependsOnEveryField) {
   std::swap(c.sport, c.dport);  // unidirectional: the reverse direction is another flow
   EXPECT_NE(flow_hash(a), flow_hash(c));
 }
+// Hash flooding (issue 16): keys crafted to collide in the index under one seed (here, the
+// low 12 bits of their hashes equal, as an attacker who knew the hash would make them) spread
+// out under another seed, so a process whose seed nobody knows cannot be flooded this way.
+TEST(FlowKey, KeysCraftedToCollideUnderOneSeedSpreadUnderAnother) {
+  const uint64_t saved = flow_hash_seed();
+  set_flow_hash_seed(0x1234);
+  std::vector<FlowKey> crafted;
+  FlowKey k{};
+  ASSERT_TRUE(parse_flow_key("udp 10.0.0.1:1 -> 192.168.0.1:53", k));
+  for (uint32_t i = 0; crafted.size() < 64; ++i) {  // ~64 * 4096 tries
+    k.sport = static_cast<uint16_t>(i);
+    k.src[2] = static_cast<uint8_t>(i >> 16);
+    k.src[3] = static_cast<uint8_t>(i >> 8);
+    if ((flow_hash(k) & 0xfff) == 0x5a5) crafted.push_back(k);
+  }
+  std::set<uint64_t> under_a, under_b;
+  for (const auto& c : crafted) under_a.insert(flow_hash(c) & 0xfff);
+  EXPECT_EQ(under_a.size(), 1u);
+  set_flow_hash_seed(0x9876);
+  for (const auto& c : crafted) under_b.insert(flow_hash(c) & 0xfff);
+  EXPECT_GE(under_b.size(), 60u);  // 64 keys in 4096 buckets: about 63.5 distinct expected
+  set_flow_hash_seed(saved);
+  // And every process draws its own seed.
+  EXPECT_NE(flow_hash_seed(), 0u);
+}
+
+
