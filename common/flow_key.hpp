@@ -39,13 +39,16 @@ inline bool operator<(const FlowKey& a, const FlowKey& b) noexcept {
 inline bool canonicalize(FlowKey& k) noexcept {
   const int c = std::memcmp(k.src, k.dst, sizeof(k.src));
   if (c < 0 || (c == 0 && k.sport <= k.dport)) return false;
+  // Whole-word moves (two 16-byte halves, the two ports as one 32-bit word): a later 8-byte
+  // load of the key (the hash) is not stalled behind narrow stores.
   uint8_t t[16];
   std::memcpy(t, k.src, sizeof(t));
   std::memcpy(k.src, k.dst, sizeof(t));
   std::memcpy(k.dst, t, sizeof(t));
-  const uint16_t p = k.sport;
-  k.sport = k.dport;
-  k.dport = p;
+  uint32_t ports;
+  std::memcpy(&ports, &k.sport, sizeof ports);
+  ports = (ports >> 16) | (ports << 16);
+  std::memcpy(&k.sport, &ports, sizeof ports);
   return true;
 }
 // The same key seen from the other side (source and destination swapped).

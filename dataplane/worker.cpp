@@ -227,11 +227,21 @@ static void parse_stage(LcoreState& lc, BurstStage& st, const MbufPrefetch& pref
   }
   // A second pass reads the keys once the parser's narrow stores have retired. A bidirectional
   // table keys both directions alike (canonical order) and is told which way each packet went.
-  const bool bidir = lc.table->config().window.bidirectional;
+  // (Canonical keys are written in a pass of their own, so that the hash's loads of a key do
+  // not wait on the stores that swapped it.)
+  if (lc.table->config().window.bidirectional) {
+    for (uint16_t k = 0; k < st.nip; ++k) {
+      st.keys[k] = st.parsed[st.pkt[k]].key;
+      st.swapped[k] = canonicalize(st.keys[k]);
+    }
+  } else {
+    for (uint16_t k = 0; k < st.nip; ++k) {
+      st.keys[k] = st.parsed[st.pkt[k]].key;
+      st.swapped[k] = 0;
+    }
+  }
   for (uint16_t k = 0; k < st.nip; ++k) {
     const uint16_t i = st.pkt[k];
-    st.keys[k] = st.parsed[i].key;
-    st.swapped[k] = bidir && canonicalize(st.keys[k]);
     st.hashes[k] = flow_hash(st.keys[k]);
     lc.table->prefetch(st.hashes[k]);
     st.ip_lens[k] = st.parsed[i].ip_len;
