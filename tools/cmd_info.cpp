@@ -28,8 +28,9 @@ void add_info(CLI::App& app, Action* action) {
         }
         std::printf("dataset   %s (format %d)\n", a->file.c_str(), h.value("version", 0));
         std::printf("origin    %s\n", ds.origin.dump().c_str());
-        std::printf("window    %s, min %u packets%s\n", window_spec_string(ds.window).c_str(), ds.window.min_packets,
-                    ds.window.max_windows ? (", max " + std::to_string(ds.window.max_windows) + " per flow").c_str() : "");
+        std::printf("window    %s, min %u packets%s, %s\n", window_spec_string(ds.window).c_str(), ds.window.min_packets,
+                    ds.window.max_windows ? (", max " + std::to_string(ds.window.max_windows) + " per flow").c_str() : "",
+                    ds.window.bidirectional ? "both directions of a connection" : "one direction of a connection");
         std::printf("sources   %zu\n", ds.sources.size());
         std::printf("windows   %zu (%zu packet records)\n", ds.windows.size(), ds.records.size());
         const auto counts = ds.class_counts();
@@ -63,8 +64,10 @@ void add_info(CLI::App& app, Action* action) {
       std::string classes;
       for (const auto& c : info.classes) classes += (classes.empty() ? "" : ", ") + c;
       std::printf("classes   %zu: %s\n", info.classes.size(), classes.c_str());
-      std::printf("window    %s, min %u packets\n", window_spec_string(info.picture.window).c_str(),
-                  info.picture.window.min_packets);
+      std::printf("window    %s, min %u packets, %s; %u channel(s)\n", window_spec_string(info.picture.window).c_str(),
+                  info.picture.window.min_packets,
+                  info.picture.window.bidirectional ? "both directions of a connection" : "one direction of a connection",
+                  info.picture.channels);
       std::printf("picture   %s\n", picture.dump().c_str());
       std::printf("training  %s\n", info.training.dump(2).c_str());
       return 0;
