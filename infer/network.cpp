@@ -102,6 +102,15 @@ struct Network::Impl {
     int batch = 0;
     std::vector<Step> steps;
     int out_slot = -1;
+    // Sparse first layer (lenet geometry): steps[0] is conv1+ReLU, whose output (slot
+    // conv1_slot, channel blocks of conv1_block floats) the sparse scatter can write instead.
+    bool sparse_ok = false;
+    int conv1_slot = -1;
+    int conv1_block = 0;
+    // And when steps[1..2] are pool1 and a reorder of its output to plain nchw (what conv2 reads
+    // here), the scatter also pools into that reorder's output and steps 0-2 are skipped.
+    bool fused_pool = false;
+    int pool1_plain_slot = -1;
   };
 
   std::shared_ptr<const Model> model;
@@ -118,6 +127,109 @@ struct Network::Impl {
   AlignedBuf scratch;
   std::vector<Pipeline> pipes;
   uint64_t errors = 0;
+  // Sparse conv1: weights as [c][ky][kx][block] (output channels innermost, zero-padded to the
+  // block), biases padded to the block; filled by prepare_sparse() when the arch allows it.
+  bool sparse_arch = false;
+  int sparse_block = 0;
+  std::vector<float> w1, b1;
+  uint64_t sparse_batches = 0, dense_batches = 0;
+
+  // Conv1 from the points of each picture: every non-zero input pixel adds its value times the
+  // kernel to the outputs it reaches, then ReLU. Same result as the dense convolution (to float
+  // rounding), costs per picture a fill and a ReLU of the output plus 25 taps per lit pixel.
+  void conv1_sparse(const float* in, float* out, int n) const noexcept {
+    if (sparse_block == 8) conv1_sparse_block<8>(in, out, n);
+    else conv1_sparse_block<16>(in, out, n);
+  }
+  template <int B>  // the output's channel block: the tap loop is one B-wide multiply-add
+  void conv1_sparse_block(const float* in, float* out, int n) const noexcept {
+    const int K = static_cast<int>(geo.conv1.kernel), H = static_cast<int>(geo.c1);
+    const size_t in_floats = static_cast<size_t>(Ch) * R * R, out_floats = static_cast<size_t>(H) * H * B;
+    const float* bias = b1.data();
+    const float* wt = w1.data();
+#pragma omp parallel for schedule(static) if (n >= 8)
+    for (int i = 0; i < n; ++i) {
+      const float* pic = in + static_cast<size_t>(i) * in_floats;
+      float* o = out + static_cast<size_t>(i) * out_floats;
+      for (size_t p = 0; p < out_floats; p += B)
+        for (int c = 0; c < B; ++c) o[p + c] = bias[c];
+      for (int c = 0; c < Ch; ++c)
+        for (int iy = 0; iy < R; ++iy)
+          for (int ix = 0; ix < R; ++ix) {
+            const float v = pic[(static_cast<size_t>(c) * R + iy) * R + ix];
+            if (v == 0.f) continue;
+            const int ky0 = std::max(0, iy - H + 1), ky1 = std::min(K - 1, iy);
+            const int kx0 = std::max(0, ix - H + 1), kx1 = std::min(K - 1, ix);
+            for (int ky = ky0; ky <= ky1; ++ky)
+              for (int kx = kx0; kx <= kx1; ++kx) {
+                float* d = o + (static_cast<size_t>(iy - ky) * H + (ix - kx)) * B;
+                const float* w = wt + ((static_cast<size_t>(c) * K + ky) * K + kx) * B;
+                for (int b = 0; b < B; ++b) d[b] += v * w[b];
+              }
+          }
+      for (size_t p = 0; p < out_floats; ++p) o[p] = o[p] > 0.f ? o[p] : 0.f;
+    }
+  }
+
+  // Conv1 + ReLU + 2x2 max-pool, written as plain nchw [n][O][P][P]: conv1's output of one
+  // picture stays in a stack buffer.
+  template <int B>
+  void conv1_pool_sparse(const float* in, float* out, int n) const noexcept {
+    const int H = static_cast<int>(geo.c1), P = static_cast<int>(geo.p1), O = static_cast<int>(geo.conv1.channels);
+    const size_t out_floats = static_cast<size_t>(O) * P * P;
+#pragma omp parallel for schedule(static) if (n >= 8)
+    for (int i = 0; i < n; ++i) {
+      alignas(64) float tmp[kMaxSparseOut];
+      conv1_sparse_block<B>(in + static_cast<size_t>(i) * Ch * R * R, tmp, 1);
+      float* o = out + static_cast<size_t>(i) * out_floats;
+      for (int py = 0; py < P; ++py)
+        for (int px = 0; px < P; ++px) {
+          const float* a = tmp + (static_cast<size_t>(2 * py) * H + 2 * px) * B;
+          const float* b = a + B;
+          const float* c = a + static_cast<size_t>(H) * B;
+          const float* d = c + B;
+          for (int ch = 0; ch < O; ++ch)
+            o[(static_cast<size_t>(ch) * P + py) * P + px] = std::max(std::max(a[ch], b[ch]), std::max(c[ch], d[ch]));
+        }
+    }
+  }
+  static constexpr size_t kMaxSparseOut = 28 * 28 * 16;  // lenet at R = 32, blocks of 16
+
+  // The scatter pays 25 taps per lit pixel where the dense kernel pays the whole picture: it
+  // wins while pictures are sparse (20-packet windows light at most 20 pixels a plane). Counted
+  // over the batch; above kDenseAbove lit pixels per picture the dense primitive runs.
+  static constexpr size_t kDenseAbove = 128;
+  bool sparse_wins(int n) const noexcept {
+    const float* in = input.f();
+    const size_t floats = static_cast<size_t>(n) * Ch * R * R;
+    size_t lit = 0;
+    for (size_t i = 0; i < floats; ++i) lit += in[i] != 0.f;
+    return lit <= kDenseAbove * static_cast<size_t>(n);
+  }
+
+  // Whether conv1 can run sparse: stride 1, no padding, at most one block of output channels.
+  void prepare_sparse() {
+    const ConvGeometry& c = geo.conv1;
+    sparse_arch = c.stride == 1 && c.pad_l == 0 && c.pad_r == 0 && c.channels <= 16 &&
+                  static_cast<size_t>(geo.c1) * geo.c1 * 16 <= kMaxSparseOut;
+  }
+  void set_sparse_block(int block) {
+    sparse_block = block;
+    const ConvGeometry& c = geo.conv1;
+    const Tensor& w = model->tensors()[0];  // [O][Ch][K][K]
+    const Tensor& bias = model->tensors()[1];
+    const int O = static_cast<int>(c.channels), K = static_cast<int>(c.kernel);
+    w1.assign(static_cast<size_t>(Ch) * K * K * block, 0.f);
+    b1.assign(static_cast<size_t>(block), 0.f);
+    for (int o = 0; o < O; ++o) {
+      b1[o] = bias.data[o];
+      for (int ch = 0; ch < Ch; ++ch)
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx)
+            w1[((static_cast<size_t>(ch) * K + ky) * K + kx) * block + o] =
+                w.data[((static_cast<size_t>(o) * Ch + ch) * K + ky) * K + kx];
+    }
+  }
 
   int new_slot(const memory::desc& md) {
     slot_bytes.push_back(md.get_size());
@@ -250,8 +362,29 @@ struct Network::Impl {
     };
 
     conv(geo.conv1, Ch, geo.input, geo.c1, true);
+    if (sparse_arch && p.steps.size() == 1) {
+      // The sparse scatter writes conv1's output in the layout oneDNN chose for it: plain
+      // (block 1 would be slow: then it stays dense) or channel blocks of 8 or 16.
+      for (int block : {8, 16}) {
+        const memory::format_tag t = block == 8 ? tag::aBcd8b : tag::aBcd16b;
+        if (cur == memory::desc({b, geo.conv1.channels, geo.c1, geo.c1}, dt::f32, t) &&
+            (sparse_block == 0 || sparse_block == block)) {
+          if (sparse_block == 0) set_sparse_block(block);
+          p.sparse_ok = true;
+          p.conv1_slot = cur_index;
+          p.conv1_block = block;
+        }
+      }
+    }
     pool(geo.conv1.channels, geo.p1);
     conv(geo.conv2, geo.conv1.channels, geo.p1, geo.c2, false);
+    if (p.sparse_ok && p.steps.size() >= 4 && p.steps[2].args.size() == 2 && p.steps[2].args[0].dnnl_arg == DNNL_ARG_FROM &&
+        p.steps[2].args[1].ref == Ref::kSlot &&
+        p.steps[2].args[1].md == memory::desc({b, geo.conv1.channels, geo.p1, geo.p1}, dt::f32, tag::abcd) &&
+        geo.c1 == 2 * geo.p1) {
+      p.fused_pool = true;
+      p.pool1_plain_slot = p.steps[2].args[1].index;
+    }
     pool(geo.conv2.channels, geo.p2);
     bool first = true;
     for (int64_t h : geo.fc_hidden) {
@@ -322,6 +455,7 @@ Network::Network(std::shared_ptr<const Model> model, int max_batch, int threads)
   std::vector<int> sizes;
   for (int b = 1; b < max_batch; b *= 2) sizes.push_back(b);
   sizes.push_back(max_batch);
+  m.prepare_sparse();
   for (int b : sizes) m.pipes.push_back(m.build(b));
   for (size_t bytes : m.slot_bytes) m.slots.emplace_back(bytes);
   m.scratch.reset(m.scratch_bytes);
@@ -344,7 +478,22 @@ void Network::forward(int n, float* probs) noexcept {
   Impl::Pipeline& p = m.pipes[pi];
   omp_set_num_threads(m.threads);  // this thread's team: see the header
   bool ok = true;
-  for (Impl::Step& s : p.steps) {
+  size_t first = 0;
+  if (p.sparse_ok && m.sparse_wins(p.batch)) {
+    if (p.fused_pool) {
+      if (m.sparse_block == 8) m.conv1_pool_sparse<8>(m.input.f(), m.slots[p.pool1_plain_slot].f(), p.batch);
+      else m.conv1_pool_sparse<16>(m.input.f(), m.slots[p.pool1_plain_slot].f(), p.batch);
+      first = 3;
+    } else {
+      m.conv1_sparse(m.input.f(), m.slots[p.conv1_slot].f(), p.batch);
+      first = 1;
+    }
+    ++m.sparse_batches;
+  } else {
+    ++m.dense_batches;
+  }
+  for (size_t k = first; k < p.steps.size(); ++k) {
+    Impl::Step& s = p.steps[k];
     if (dnnl_primitive_execute(s.prim.get(), m.strm.get(), static_cast<int>(s.c_args.size()), s.c_args.data()) !=
         dnnl_success) {
       ok = false;
@@ -368,6 +517,8 @@ void Network::classify(const float* pictures, int n, float* probs) noexcept {
   forward(n, probs);
 }
 
+uint64_t Network::sparse_batches() const noexcept { return impl_->sparse_batches; }
+uint64_t Network::dense_batches() const noexcept { return impl_->dense_batches; }
 const Model& Network::model() const noexcept { return *impl_->model; }
 const std::shared_ptr<const Model>& Network::model_ptr() const noexcept { return impl_->model; }
 int Network::max_batch() const noexcept { return impl_->max_batch; }

@@ -33,6 +33,11 @@ class Network {
   const Model& model() const noexcept;
   const std::shared_ptr<const Model>& model_ptr() const noexcept;
   int max_batch() const noexcept;
+  // Batches whose first convolution ran from the pictures' lit pixels (sparse scatter), and
+  // batches that ran oneDNN's dense kernel (other archs, or pictures with more than 128 lit
+  // pixels on average). Same outputs either way, to float rounding (tests: tests/infer).
+  uint64_t sparse_batches() const noexcept;
+  uint64_t dense_batches() const noexcept;
   // Calls that failed inside oneDNN (probs zeroed) or asked for more than max_batch pictures.
   uint64_t errors() const noexcept;
 

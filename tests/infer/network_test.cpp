@@ -108,10 +108,11 @@ std::shared_ptr<Model> model_with_biases(Arch arch, int R, int classes, uint64_t
   return m;
 }
 
-void check_against_reference(Arch arch, int R, int classes, int batch, int n, int channels = 1) {
+void check_against_reference(Arch arch, int R, int classes, int batch, int n, int channels = 1,
+                             float density = 0.15f) {
   auto m = model_with_biases(arch, R, classes, 9, channels);
   Network net(m, batch, 2);
-  auto pics = random_pictures(n, R, 21, 0.15f, channels);
+  auto pics = random_pictures(n, R, 21, density, channels);
   std::vector<float> probs(static_cast<size_t>(n) * classes);
   net.classify(pics.data(), n, probs.data());
   double worst = 0;
@@ -152,6 +153,24 @@ TEST(NetworkForward, TheSecondChannelChangesTheAnswer) {
   double diff = 0;
   for (int c = 0; c < 4; ++c) diff += std::abs(probs[c] - probs[4 + c]);
   EXPECT_GT(diff, 1e-3);
+}
+// Pictures of 20-packet windows light a few pixels: the first layer then runs as a scatter of
+// the lit pixels (not oneDNN's dense kernel), and must give the same outputs.
+TEST(NetworkForward, SparseFirstLayerMatchesReference) {
+  for (int channels : {1, 2}) {
+    SCOPED_TRACE(channels);
+    check_against_reference(Arch::kLeNet, 32, 5, 16, 16, channels, 0.02f);
+    auto m = model_with_biases(Arch::kLeNet, 32, 5, 9, channels);
+    Network net(m, 16, 1);
+    auto sparse = random_pictures(16, 32, 4, 0.02f, channels), dense = random_pictures(16, 32, 4, 0.5f, channels);
+    std::vector<float> probs(16 * 5);
+    net.classify(sparse.data(), 16, probs.data());
+    EXPECT_EQ(net.sparse_batches(), 1u) << "the sparse path was not taken";
+    net.classify(dense.data(), 16, probs.data());
+    EXPECT_EQ(net.dense_batches(), 1u) << "dense pictures should take oneDNN's kernel";
+  }
+  // A padded batch (5 pictures in a pipeline of 8: the rows past 5 are stale) too.
+  check_against_reference(Arch::kLeNet, 32, 3, 16, 5, 2, 0.02f);
 }
 TEST(NetworkForward, FlowPicArchMatchesReference) {
   // R=151: "same" padding 9 (4 left, 5 right), conv1 31, pool 15, conv2 2, pool 1.
