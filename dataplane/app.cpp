@@ -39,8 +39,12 @@ namespace flowpic {
 
 namespace {
 
-std::atomic<int> g_signal{0};
+std::atomic<int> g_signal{0};        // SIGINT / SIGTERM: stop
+std::atomic<uint32_t> g_hup{0};      // SIGHUP: reopen the outputs (log rotation)
+std::atomic<uint32_t> g_usr1{0};     // SIGUSR1: print a stats line now
 void on_signal(int sig) { g_signal.store(sig); }
+void on_hup(int) { g_hup.fetch_add(1); }
+void on_usr1(int) { g_usr1.fetch_add(1); }
 
 struct PortRuntime {
   const PortConfig* cfg = nullptr;
@@ -134,6 +138,7 @@ struct App::Impl {
   std::unique_ptr<Topology> topo;
   std::shared_ptr<const Model> model;
   std::unique_ptr<VerdictOutput> out;
+  uint32_t hups_seen = 0, usr1_seen = 0;
   ClassTable classes;
   std::unique_ptr<Pipeline> pipeline;
   std::vector<PortRuntime> ports;
@@ -646,6 +651,9 @@ void App::start() {
   d.print_placement();
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_hup);
+  std::signal(SIGUSR1, on_usr1);
+  std::signal(SIGPIPE, SIG_IGN);  // a closed verdict pipe is an output error (counted), not an exit
   d.pipeline->start();
   for (auto& lc : d.lcores) {
     const int rc = rte_eal_remote_launch(&lcore_main, lc.get(), lc->lcore_id);
@@ -696,6 +704,17 @@ int App::run() {
     if (stop_requested_.load()) {
       d.stop_reason = "requested";
       break;
+    }
+    if (const uint32_t h = g_hup.load(); h != d.hups_seen) {
+      d.hups_seen = h;
+      std::string err;
+      if (d.out->reopen(&err)) spdlog::info("SIGHUP: verdict output {} reopened", d.out->where());
+      else spdlog::error("SIGHUP: {}", err);
+    }
+    if (const uint32_t u = g_usr1.load(); u != d.usr1_seen) {
+      d.usr1_seen = u;
+      d.stats_line(std::chrono::duration<double>(clock::now() - last_stats).count(), prev_rx);
+      last_stats = clock::now();
     }
     if (d.cfg.exit_at_end) {
       const uint64_t now = rte_rdtsc();
@@ -860,6 +879,12 @@ nlohmann::ordered_json App::Impl::summary() const {
                    {"applied", applied},
                    {"stale", stale},
                    {"ring_full", pc.verdict_ring_full.get()}};
+  const VerdictOutput::Stats os = out->stats();
+  s["outputs"] = {{"verdicts", {{"where", out->where()},
+                                {"lines", os.lines},
+                                {"dropped", os.dropped},
+                                {"write_errors", os.write_errors},
+                                {"last_error", os.last_error}}}};
   const LatencyHistogram h = pipeline->latency();
   s["inference"] = {{"workers", pipeline->inference_workers()},
                     {"batches", pc.batches.get()},
@@ -904,6 +929,10 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
   std::string cls;
   for (const auto& [k, v] : s["verdicts"]["by_class"].items()) cls += " " + k + "=" + std::to_string(v.get<uint64_t>());
   line("verdicts " + std::to_string(s["verdicts"]["total"].get<uint64_t>()) + ":" + cls);
+  if (const auto& o = s["outputs"]["verdicts"]; o["dropped"].get<uint64_t>() > 0)
+    line("verdict output " + o["where"].get<std::string>() + ": " + std::to_string(o["lines"].get<uint64_t>()) +
+         " lines written, " + std::to_string(o["dropped"].get<uint64_t>()) + " dropped (" +
+         std::to_string(o["write_errors"].get<uint64_t>()) + " failed writes: " + o["last_error"].get<std::string>() + ")");
   const auto& inf = s["inference"];
   char buf[256];
   std::snprintf(buf, sizeof buf, "inference: %llu batches, %llu pictures, window close -> verdict p50 %.1f us, p99 %.1f us",

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -13,6 +14,11 @@
 
 int main(int argc, char** argv) {
   using namespace flowpic;
+  // Until flowpicd installs its handlers (after EAL init), SIGHUP/SIGUSR1 must not kill it and a
+  // closed stdout must not either (SIGPIPE).
+  std::signal(SIGHUP, SIG_IGN);
+  std::signal(SIGUSR1, SIG_IGN);
+  std::signal(SIGPIPE, SIG_IGN);
   // stdout carries verdicts; every log line goes to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("flowpicd"));
   spdlog::set_pattern("%^[%H:%M:%S.%e] %l:%$ %v");

@@ -11,7 +11,12 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_scheduler_observer.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -95,42 +100,107 @@ uint64_t LatencyHistogram::percentile(double p) const noexcept {
 VerdictOutput::VerdictOutput(const std::string& where) : where_(where) {
   if (where == "none") return;
   if (where == "stdout") {
-    f_ = stdout;
+    fd_ = STDOUT_FILENO;
     return;
   }
-  f_ = std::fopen(where.c_str(), "a");
-  if (!f_) throw std::runtime_error("outputs.verdicts: cannot open '" + where + "' for appending: " + std::strerror(errno));
+  std::string err;
+  if (!open_file(&err)) throw std::runtime_error("outputs.verdicts: " + err);
+}
+
+bool VerdictOutput::open_file(std::string* err) {
+  const int fd = ::open(where_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    *err = "cannot open '" + where_ + "' for appending: " + std::strerror(e) +
+           (e == ELOOP ? " (it is a symlink: flowpicd does not write through symlinks; give the real path)" : "");
+    return false;
+  }
+  // A record cut by a crash or a kill leaves the file without a final newline: the next record
+  // then starts on a line of its own instead of being spliced onto the cut one.
+  struct stat st{};
+  need_newline_ = false;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    const int rfd = ::open(where_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // fd is write-only
+    char last = '\n';
+    if (rfd >= 0 && pread(rfd, &last, 1, st.st_size - 1) == 1) need_newline_ = last != '\n';
+    if (rfd >= 0) ::close(rfd);
+  }
+  if (owned_ && fd_ >= 0) ::close(fd_);
+  fd_ = fd;
   owned_ = true;
+  return true;
 }
 
 VerdictOutput::~VerdictOutput() {
-  flush();
-  if (owned_ && f_) std::fclose(f_);
+  if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
-void VerdictOutput::write(const std::string& lines) {
-  if (!f_ || lines.empty()) return;
+void VerdictOutput::write(const std::string& lines_in) {
+  if (fd_ < 0 || lines_in.empty()) return;
   std::lock_guard lk(mu_);
-  std::fwrite(lines.data(), 1, lines.size(), f_);
-  if (!owned_) std::fflush(f_);  // stdout: show verdicts as they come
+  const uint64_t n_lines = static_cast<uint64_t>(std::count(lines_in.begin(), lines_in.end(), '\n'));
+  std::string with_nl;
+  const std::string* lines = &lines_in;
+  if (need_newline_) {
+    with_nl.reserve(lines_in.size() + 1);
+    with_nl += '\n';
+    with_nl += lines_in;
+    lines = &with_nl;
+  }
+  struct stat st{};
+  const bool regular = fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+  const off_t before = regular ? st.st_size : 0;
+  size_t done = 0;
+  int err = 0;
+  while (done < lines->size()) {
+    const ssize_t w = ::write(fd_, lines->data() + done, lines->size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (err == 0) {
+    need_newline_ = false;
+    stats_.lines += n_lines;
+    return;
+  }
+  // Part of the batch may be in the file: cut it back to the last whole line we wrote.
+  if (regular && done > 0 && ftruncate(fd_, before) != 0) {
+    need_newline_ = true;  // could not cut: at least the next record starts on a new line
+  } else if (!regular && done > 0) {
+    need_newline_ = lines->data()[done - 1] != '\n';
+  }
+  ++stats_.write_errors;
+  stats_.dropped += n_lines;
+  const std::string text = std::strerror(err);
+  if (stats_.last_error != text)  // once per kind of failure, not per batch
+    spdlog::error("outputs.verdicts {}: write failed ({}); verdict lines are dropped and counted "
+                  "(outputs.verdicts.dropped) until it works again", where_, text);
+  stats_.last_error = text;
 }
 
 void VerdictOutput::flush() {
   std::lock_guard lk(mu_);
-  if (f_) std::fflush(f_);
+  if (owned_ && fd_ >= 0) fdatasync(fd_);
 }
 
 bool VerdictOutput::reopen(std::string* err) {
   std::lock_guard lk(mu_);
   if (!owned_) return true;
-  FILE* nf = std::fopen(where_.c_str(), "a");
-  if (!nf) {
-    if (err) *err = std::string("cannot reopen '") + where_ + "': " + std::strerror(errno);
+  std::string e;
+  if (!open_file(&e)) {
+    if (err) *err = "cannot reopen: " + e;
     return false;
   }
-  std::fclose(f_);
-  f_ = nf;
+  stats_.last_error.clear();
   return true;
+}
+
+VerdictOutput::Stats VerdictOutput::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
 }
 
 // ---------------------------------------------------------------- Pipeline

@@ -107,7 +107,12 @@ class LatencyHistogram {
   uint64_t count_ = 0, max_ = 0;
 };
 
-// Where verdict lines go. Thread-safe; reopen() for log rotation.
+// Where verdict lines go. Thread-safe; reopen() for log rotation (SIGHUP, `outputs rotate`).
+// Lines are written whole or not at all: a write that fails part-way (full disk) is cut back to
+// the last whole line where the output is a file, and its lines are counted as dropped; a file
+// that does not end in a newline (a crash mid-line before) gets one before the next record. The
+// file is opened without following a symlink (O_NOFOLLOW). A closed pipe (stdout) drops lines,
+// counted, and nothing else stops.
 class VerdictOutput {
  public:
   explicit VerdictOutput(const std::string& where);  // "stdout", "none" or a path; throws on open failure
@@ -117,11 +122,22 @@ class VerdictOutput {
   bool reopen(std::string* err);
   const std::string& where() const noexcept { return where_; }
 
+  struct Stats {
+    uint64_t lines = 0;         // written whole
+    uint64_t dropped = 0;       // lines not written (write error), never half-written
+    uint64_t write_errors = 0;  // failed writes
+    std::string last_error;     // errno text of the latest failure ("" none)
+  };
+  Stats stats() const;
+
  private:
-  std::mutex mu_;
+  bool open_file(std::string* err);  // under mu_
+  mutable std::mutex mu_;
   std::string where_;
-  FILE* f_ = nullptr;
+  int fd_ = -1;
   bool owned_ = false;
+  bool need_newline_ = false;  // the file ends mid-line: start the next write with '\n'
+  Stats stats_;
 };
 
 struct PipelineCounters {

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "harness.hpp"
 
@@ -181,6 +183,92 @@ TEST_F(Flowpicd, BidirectionalModelPairsBothDirectionsAndEqualsClassify) {
     }
     EXPECT_LT(bi_flows.size(), uni_flows.size()) << "both directions should have been paired";
     for (const auto& conn : uni_conns) EXPECT_TRUE(bi_conns.count(conn)) << conn;
+  }
+}
+
+// Issue 17 (signals) and 16 (outputs that lose nothing silently): SIGHUP reopens the verdict
+// file (logrotate's rename-then-HUP), SIGUSR1 prints a stats line, neither stops forwarding;
+// every verdict is in one of the two files, whole.
+TEST_F(Flowpicd, SighupReopensTheVerdictFileAndSigusr1PrintsStats) {
+  const std::string v = dir_ / "v.jsonl";
+  ConfigSpec c = replay(capture("wa_voice.pcap"));
+  c.verdicts = v;
+  c.exit_at_end = false;
+  Daemon d(dir_.path(), yaml_config(c), "sig");
+  auto wait_for = [&](auto pred, int seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < end && d.running()) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return pred();
+  };
+  // The replay is done once the file has stopped growing for a second.
+  std::size_t last = 0;
+  int stable = 0;
+  ASSERT_TRUE(wait_for([&] {
+    const std::size_t n = read_file(v).size();
+    stable = n > 0 && n == last ? stable + 1 : 0;
+    last = n;
+    return stable >= 20;
+  }, 90)) << d.err();
+  std::filesystem::rename(v, v + ".1");
+  d.signal(SIGHUP);
+  EXPECT_TRUE(wait_for([&] { return std::filesystem::exists(v); }, 20)) << "SIGHUP did not reopen\n" << d.err();
+  d.signal(SIGUSR1);
+  EXPECT_TRUE(wait_for([&] { return d.err().find("stats: rx 736") != std::string::npos; }, 20)) << d.err();
+  ASSERT_TRUE(d.running());
+  ASSERT_EQ(d.terminate(), 0) << d.err();
+  const json sum = d.summary();
+  ASSERT_TRUE(sum.is_object());
+  const uint64_t total = sum["verdicts"]["total"];
+  EXPECT_GT(total, 0u);
+  EXPECT_EQ(sum["outputs"]["verdicts"]["lines"].get<uint64_t>(), total);
+  EXPECT_EQ(sum["outputs"]["verdicts"]["dropped"].get<uint64_t>(), 0u);
+  std::size_t lines = 0;
+  for (const std::string f : {v + ".1", v}) {
+    std::istringstream in(read_file(f));
+    std::string line;
+    while (std::getline(in, line)) {
+      EXPECT_TRUE(json::parse(line, nullptr, false).is_object()) << line;
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, total);
+}
+
+// A closed verdict pipe (`flowpicd | true`) and a full disk (/dev/full): flowpicd forwards every
+// packet, exits 0 with its summary, and counts every verdict line it could not write.
+TEST_F(Flowpicd, ClosedPipeAndFullDiskAreCountedAndForwardingGoesOn) {
+  const std::string pcap = capture("zoom2.pcap");
+  const std::size_t packets = read_pcap_packets(pcap).size();
+  {
+    const std::string cfg = dir_ / "pipe.yaml", sum = dir_ / "pipe.summary.json";
+    write_file(cfg, yaml_config(replay(pcap)));
+    const RunResult r = run_process("/bin/bash", {"-c", "'" + flowpicd_bin() + "' -c '" + cfg + "' --summary-json '" + sum +
+                                                  "' | true"}, dir_.path(), 120, "pipe");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const json s = json::parse(read_file(sum), nullptr, false);
+    ASSERT_TRUE(s.is_object()) << "flowpicd died on the closed pipe: no summary\n" << r.err;
+    EXPECT_EQ(s["ports"][0]["rx"].get<uint64_t>(), packets);
+    EXPECT_EQ(s["ports"][0]["forwarded"].get<uint64_t>(), packets);
+    const auto& o = s["outputs"]["verdicts"];
+    EXPECT_GT(o["dropped"].get<uint64_t>(), 0u);
+    EXPECT_EQ(o["lines"].get<uint64_t>() + o["dropped"].get<uint64_t>(), s["verdicts"]["total"].get<uint64_t>());
+  }
+  {
+    ConfigSpec c = replay(pcap);
+    c.verdicts = "/dev/full";
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "full");
+    expect_clean_run(r);
+    if (HasFatalFailure()) return;
+    EXPECT_EQ(r.summary["ports"][0]["forwarded"].get<uint64_t>(), packets);
+    const auto& o = r.summary["outputs"]["verdicts"];
+    EXPECT_EQ(o["lines"].get<uint64_t>(), 0u);
+    EXPECT_EQ(o["dropped"].get<uint64_t>(), r.summary["verdicts"]["total"].get<uint64_t>());
+    EXPECT_GE(o["write_errors"].get<uint64_t>(), 1u);
+    EXPECT_NE(o["last_error"].get<std::string>().find("No space"), std::string::npos) << o.dump();
+    EXPECT_NE(r.err.find("dropped"), std::string::npos) << "the summary should say verdicts were dropped";
   }
 }
 

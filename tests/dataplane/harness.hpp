@@ -263,6 +263,9 @@ class Daemon {
     }
     return exit_code_;
   }
+  void signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);
+  }
   nlohmann::json summary() const { return nlohmann::json::parse(read_file(summary_path_), nullptr, false); }
   std::string out() const { return read_file(dir_ + "/" + tag_ + ".stdout"); }
   std::string err() const { return read_file(dir_ + "/" + tag_ + ".stderr"); }

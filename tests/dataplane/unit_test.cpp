@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <unistd.h>
+#include <fstream>
+#include <filesystem>
 #include <random>
 
 #include <rte_thash.h>
@@ -267,4 +270,48 @@ TEST(SymmetricRss, BothDirectionsHashAlikeWithTheKeyAndNotWithoutIt) {
     ++per_queue[rte_softrss(reinterpret_cast<uint32_t*>(&a), RTE_THASH_V4_L4_LEN, key) % 8];
   }
   for (int q : per_queue) EXPECT_NEAR(q, 625, 100);
+}
+
+// Verdict output (issues 16 and 17): whole lines only, a new line after a cut one, no writing
+// through a symlink, a full disk counted.
+TEST(VerdictOutputTest, WholeLinesAfterACutOneAndNoSymlinks) {
+  char tmpl[] = "/tmp/fpvoXXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, path = dir + "/v.jsonl", target = dir + "/target", link = dir + "/link";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs("{\"flow\":\"cut by a crash", f);  // no newline: killed mid-line
+    std::fclose(f);
+  }
+  {
+    VerdictOutput out(path);
+    out.write("{\"a\":1}\n{\"b\":2}\n");
+    out.write("{\"c\":3}\n");
+    EXPECT_EQ(out.stats().lines, 3u);
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[1], "{\"a\":1}");  // not spliced onto the cut line
+  EXPECT_EQ(lines[3], "{\"c\":3}");
+  // A symlink (e.g. planted in a world-writable directory) is refused; its target is untouched.
+  { std::ofstream(target) << "precious\n"; }
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  try {
+    VerdictOutput bad(link);
+    ADD_FAILURE() << "wrote through a symlink";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("symlink"), std::string::npos) << e.what();
+  }
+  std::ifstream t(target);
+  std::string content((std::istreambuf_iterator<char>(t)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "precious\n");
+  // A full device: nothing written, every line counted as dropped, no exception.
+  VerdictOutput full("/dev/full");
+  full.write("{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(full.stats().lines, 0u);
+  EXPECT_EQ(full.stats().dropped, 2u);
+  EXPECT_EQ(full.stats().write_errors, 1u);
+  std::filesystem::remove_all(dir);
 }
