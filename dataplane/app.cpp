@@ -478,7 +478,7 @@ void App::Impl::setup_ports() {
       conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di.flow_type_rss_offloads;
       pr.rss = conf.rx_adv_conf.rss_conf.rss_hf != 0;
       // Symmetric key (dataplane/rss.hpp): both directions of a connection reach the same queue.
-      if (di.hash_key_size > 0 && di.hash_key_size <= kMaxRssKeyBytes) {
+      if (pr.rss && di.hash_key_size > 0 && di.hash_key_size <= kMaxRssKeyBytes) {
         symmetric_rss_key(pr.rss_key, di.hash_key_size);
         conf.rx_adv_conf.rss_conf.rss_key = pr.rss_key;
         conf.rx_adv_conf.rss_conf.rss_key_len = di.hash_key_size;

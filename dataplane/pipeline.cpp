@@ -293,7 +293,7 @@ uint32_t Pipeline::publish_model(std::shared_ptr<const Model> model) {
   uint32_t tag;
   {
     std::lock_guard lk(model_mu_);
-    tag = next_tag_;
+    tag = next_tag_++;
   }
   // Flow evidence starts over with a new model (its classes may mean other things); batches of
   // the previous model still in flight get window-only flow verdicts. Memory is taken here, off
@@ -303,7 +303,7 @@ uint32_t Pipeline::publish_model(std::shared_ptr<const Model> model) {
     ev->flows.reset(opt_.table_capacity, model->num_classes(), tag);
   }
   std::lock_guard lk(model_mu_);
-  slot->tag = next_tag_++;
+  slot->tag = tag;
   model_ = slot;
   return slot->tag;
 }
@@ -468,21 +468,26 @@ void Pipeline::infer_main(uint32_t worker) {
         const WindowInfo& info = b->infos[i];
         const float* probs = b->probs.data() + static_cast<std::size_t>(i) * classes;
         // The flow's verdict (mean of its windows' probabilities so far) is what the lcore acts on.
+        // Sent to the lcore under the lane's evidence lock, so that with several inference
+        // workers a flow's verdicts reach it in the order their means were taken.
         FlowVerdict fv;
-        if (info.lcore < evidence_.size()) {
-          LaneEvidence& ev = *evidence_[info.lcore];
-          std::lock_guard lk(ev.mu);
-          if (ev.flows.keeps(classes, slot.tag))
-            fv.cls = ev.flows.add(info.flow_slot, info.flow_gen, probs, &fv.confidence, &fv.windows);
+        {
+          std::unique_lock<std::mutex> lk;
+          if (info.lcore < evidence_.size()) {
+            LaneEvidence& ev = *evidence_[info.lcore];
+            lk = std::unique_lock<std::mutex>(ev.mu);
+            if (ev.flows.keeps(classes, slot.tag))
+              fv.cls = ev.flows.add(info.flow_slot, info.flow_gen, probs, &fv.confidence, &fv.windows);
+          }
+          if (fv.cls < 0) {
+            fv.cls = argmax(probs, classes, &fv.confidence);
+            fv.windows = 1;
+          }
+          const int16_t gid = fv.confidence < opt_.unknown_below ? unknown_id_ : slot.class_ids[fv.cls];
+          VerdictMsg v{info.flow_slot, info.flow_gen, gid, 0, fv.confidence, slot.tag};
+          if (info.lcore < lanes_.size() && rte_ring_mp_enqueue_elem(lanes_[info.lcore].verdicts, &v, sizeof v) != 0)
+            counters_.verdict_ring_full.add_shared();
         }
-        if (fv.cls < 0) {
-          fv.cls = argmax(probs, classes, &fv.confidence);
-          fv.windows = 1;
-        }
-        const int16_t gid = fv.confidence < opt_.unknown_below ? unknown_id_ : slot.class_ids[fv.cls];
-        VerdictMsg v{info.flow_slot, info.flow_gen, gid, 0, fv.confidence, slot.tag};
-        if (info.lcore < lanes_.size() && rte_ring_mp_enqueue_elem(lanes_[info.lcore].verdicts, &v, sizeof v) != 0)
-          counters_.verdict_ring_full.add_shared();
         float conf = 0.f;
         const int cls = argmax(probs, classes, &conf);  // the window's own class, counted per class
         const int16_t wid = conf < opt_.unknown_below ? unknown_id_ : slot.class_ids[cls];

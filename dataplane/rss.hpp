@@ -5,8 +5,8 @@
 // both directions the same value when the key repeats with a 16-bit period whose two bytes
 // pair up source with destination and port with port: 0x6d5a repeated (S. Woo and K. Park,
 // "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling", KAIST tech. report,
-// 2012). It spreads flows as well as the usual key on their traces. flowpicd uses it for every
-// model, so a model load that changes flows never needs a port restart.
+// 2012). It spreads flows as well as the usual key on their traces. flowpicd programs it whatever
+// the model (a model load cannot change window.flows anyway: the flow tables are built for it).
 #pragma once
 
 #include <cstddef>

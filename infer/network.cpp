@@ -367,7 +367,7 @@ struct Network::Impl {
       // (block 1 would be slow: then it stays dense) or channel blocks of 8 or 16.
       for (int block : {8, 16}) {
         const memory::format_tag t = block == 8 ? tag::aBcd8b : tag::aBcd16b;
-        if (cur == memory::desc({b, geo.conv1.channels, geo.c1, geo.c1}, dt::f32, t) &&
+        if (geo.conv1.channels <= block && cur == memory::desc({b, geo.conv1.channels, geo.c1, geo.c1}, dt::f32, t) &&
             (sparse_block == 0 || sparse_block == block)) {
           if (sparse_block == 0) set_sparse_block(block);
           p.sparse_ok = true;
@@ -518,6 +518,11 @@ void Network::classify(const float* pictures, int n, float* probs) noexcept {
 }
 
 uint64_t Network::sparse_batches() const noexcept { return impl_->sparse_batches; }
+bool Network::sparse_capable() const noexcept {
+  for (const auto& p : impl_->pipes)
+    if (p.sparse_ok) return true;
+  return false;
+}
 uint64_t Network::dense_batches() const noexcept { return impl_->dense_batches; }
 const Model& Network::model() const noexcept { return *impl_->model; }
 const std::shared_ptr<const Model>& Network::model_ptr() const noexcept { return impl_->model; }

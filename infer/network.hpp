@@ -20,7 +20,7 @@ class Network {
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
-  // Where to write up to max_batch pictures (R*R floats each, FlowPic layout) before forward().
+  // Where to write up to max_batch pictures (channels * R * R floats each, FlowPic layout) before forward().
   float* input() noexcept;
   // Runs the first n pictures of input(); writes n * classes probabilities (softmax).
   // n > max_batch is a caller error: only max_batch pictures are run and errors() counts it.
@@ -37,6 +37,7 @@ class Network {
   // batches that ran oneDNN's dense kernel (other archs, or pictures with more than 128 lit
   // pixels on average). Same outputs either way, to float rounding (tests: tests/infer).
   uint64_t sparse_batches() const noexcept;
+  bool sparse_capable() const noexcept;  // the arch and oneDNN's layouts allow the sparse first layer
   uint64_t dense_batches() const noexcept;
   // Calls that failed inside oneDNN (probs zeroed) or asked for more than max_batch pictures.
   uint64_t errors() const noexcept;

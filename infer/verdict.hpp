@@ -25,8 +25,9 @@ void apply_temperature(float* probs, std::size_t rows, int k, double temperature
 
 // Flow verdicts that accumulate the evidence of a flow's windows: the flow's class is the
 // argmax of the mean of its windows' (calibrated) probabilities so far, its confidence that
-// mean's value. This is what the appliance acts on (the lcore's per-flow verdict) and what
-// `flowpic eval` scores as flow-level accuracy. Flows are the flow table's slots: a window's
+// mean's value. This is what the appliance acts on (the lcore's per-flow verdict); `flowpic eval`'s
+// flow-level accuracy takes the same mean over a connection's windows in a capture (keyed by its
+// endpoints there, not by a table slot). Flows are the flow table's slots: a window's
 // (flow_slot, flow_gen) names its flow, and a new generation in a slot starts a new flow.
 // All memory is taken by reset(); add() allocates nothing. Not thread-safe: one owner, or a lock.
 class FlowEvidence {

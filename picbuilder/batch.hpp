@@ -1,5 +1,5 @@
 // Batches of FlowPics built in parallel with Intel TBB, in the layout the CNN reads
-// (picture i at out + i * R * R).
+// (picture i at out + i * picture_floats(cfg)).
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,7 @@ struct WindowRef {
   uint32_t n;
 };
 
-// Builds windows[i] into out + i * R * R for i < n, with tbb::parallel_for over the windows
+// Builds windows[i] into out + i * picture_floats(cfg) for i < n, with tbb::parallel_for over the windows
 // (small batches of small pictures run serially: spawning would cost more than building).
 // Bit-for-bit equal to calling build_flowpic on each window. No allocation by this code
 // (TBB's task scheduler may allocate on first use of a thread).

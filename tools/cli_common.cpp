@@ -91,6 +91,8 @@ PictureConfig PictureArgs::make(const WindowPolicy& window) const {
   c.clip = clip;
   c.norm = norm == "log" ? Normalisation::kLog : Normalisation::kClipScale;
   c.channels = channels == "auto" ? (window.bidirectional ? 2u : 1u) : static_cast<uint32_t>(std::stoul(channels));
+  if (c.channels == 2 && !window.bidirectional)
+    throw UsageError("--channels 2 needs windows of both directions: make the dataset with --flows bi");
   const std::string err = c.validate();
   if (!err.empty()) throw UsageError("picture options: " + err);
   return c;

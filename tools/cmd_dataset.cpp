@@ -134,7 +134,7 @@ void add_dataset(CLI::App& app, Action* action) {
   c->add_option("--class-map", ca->class_map, "(source, raw label) -> class mapping file")->capture_default_str();
   c->add_flag("--raw-labels", ca->raw_labels, "keep the sources' raw labels as classes (application id: fgnet apps, nDPI category/app)");
   c->add_option("--sources", ca->sources, "comma-separated sources to import (default: all)");
-  ca->win.add_to(c, "windows kept per unidirectional flow, from its start (0 = all): a sampling cap, not kept by models");
+  ca->win.add_to(c, "windows kept per flow (per connection with --flows bi), from its start (0 = all): a sampling cap, not kept by models");
   c->add_flag("--keep-one-way", ca->keep_one_way, "with --flows bi: keep ODE-Flow and Learn-Live windows, which hold one "
                                                  "direction only (their responder plane stays empty)");
   c->add_option("--max-captures", ca->max_captures, "captures (sessions, runs, traces) per source, for fgnet per app (0 = all)")->capture_default_str();
@@ -146,6 +146,8 @@ void add_dataset(CLI::App& app, Action* action) {
       opt.data_dir = ca->data;
       opt.max_captures = ca->max_captures;
       opt.keep_one_way = ca->keep_one_way;
+      if (opt.keep_one_way && !opt.table.window.bidirectional)
+        throw UsageError("--keep-one-way only means something with --flows bi (one-direction corpora keep every source)");
       opt.progress = progress_enabled();
       std::unique_ptr<ClassMap> map;
       if (!ca->raw_labels) {

@@ -108,6 +108,11 @@ void add_eval(CLI::App& app, Action* action) {
       for (const auto& [c, n] : skipped)
         spdlog::warn("{} windows of dataset class '{}' skipped: the model has no such class (see --map-classes)", n, c);
       if (which.empty()) throw std::runtime_error("no window of " + a->dataset + " has a class the model knows");
+      if (ds.window.bidirectional != model->info().picture.window.bidirectional)
+        throw UsageError(std::string("dataset windows hold ") + (ds.window.bidirectional ? "both directions" : "one direction") +
+                         " of a connection, the model was trained on " +
+                         (model->info().picture.window.bidirectional ? "both" : "one") +
+                         ": make the dataset with" + (model->info().picture.window.bidirectional ? "" : "out") + " --flows bi");
       if (!(ds.window.kind == model->info().picture.window.kind &&
             (ds.window.kind == WindowPolicy::Kind::kCount ? ds.window.packets == model->info().picture.window.packets
                                                           : ds.window.length_ns == model->info().picture.window.length_ns)))

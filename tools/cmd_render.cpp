@@ -76,8 +76,10 @@ void add_render(CLI::App& app, Action* action) {
         if (!a->flows.empty()) w.bidirectional = a->flows == "bi";
         w.min_packets = a->min_packets;
         w.max_windows = 0;
-        PictureConfig pc = model && a->window.empty() && a->flows.empty() ? model->info().picture : a->pic.make(w);
+        PictureConfig pc = model && a->window.empty() ? model->info().picture : a->pic.make(w);
         pc.window = w;
+        if (model && a->window.empty() && w.bidirectional != model->info().picture.window.bidirectional)
+          pc.channels = w.bidirectional ? 2 : 1;  // --flows changed the model's: one plane per direction
         FlowKey want{};
         const bool pick = !a->flow.empty();
         if (pick && !parse_flow_key(a->flow, want, &err)) throw UsageError("--flow: " + err);
@@ -87,7 +89,7 @@ void add_render(CLI::App& app, Action* action) {
         // Keep every qualifying window (few per capture), then choose the flow.
         std::vector<Window> windows;
         OfflinePipeline pipe(tc, [&](const WindowInfo& info, const PacketRecord* recs, uint32_t n, TimeNs) {
-          if (pick && info.key != want) return;
+          if (pick && info.key != want && !(w.bidirectional && info.key == reversed(want))) return;
           windows.push_back(Window{info, std::vector<PacketRecord>(recs, recs + n)});
         });
         std::string warning;
@@ -104,7 +106,8 @@ void add_render(CLI::App& app, Action* action) {
         }
         std::vector<const Window*> mine;
         for (const auto& win : windows)
-          if (win.info.key == key && mine.size() < a->max_windows) mine.push_back(&win);
+          if ((win.info.key == key || (w.bidirectional && win.info.key == reversed(key))) && mine.size() < a->max_windows)
+            mine.push_back(&win);
         if (mine.empty())
           throw std::runtime_error(a->pcap + ": flow '" + a->flow + "' has no window of at least " +
                                    std::to_string(w.min_packets) + " packets (" + window_spec_string(w) + ")");
@@ -125,6 +128,10 @@ void add_render(CLI::App& app, Action* action) {
       }
 
       const WindowDataset ds = load_dataset(a->dataset);
+      if (model && ds.window.bidirectional != model->info().picture.window.bidirectional)
+        throw UsageError("--dataset holds " + std::string(ds.window.bidirectional ? "both directions" : "one direction") +
+                         " per window, the model's pictures " +
+                         (model->info().picture.window.bidirectional ? "both" : "one") + ": drop -m or use a matching dataset");
       PictureConfig pc = model ? model->info().picture : a->pic.make(ds.window);
       pc.window = ds.window;
       const size_t floats = picture_floats(pc);

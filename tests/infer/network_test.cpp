@@ -165,6 +165,10 @@ TEST(NetworkForward, SparseFirstLayerMatchesReference) {
     auto sparse = random_pictures(16, 32, 4, 0.02f, channels), dense = random_pictures(16, 32, 4, 0.5f, channels);
     std::vector<float> probs(16 * 5);
     net.classify(sparse.data(), 16, probs.data());
+    if (!net.sparse_capable()) {  // oneDNN chose a layout the scatter does not write (no AVX2?)
+      EXPECT_EQ(net.dense_batches(), 1u);
+      continue;
+    }
     EXPECT_EQ(net.sparse_batches(), 1u) << "the sparse path was not taken";
     net.classify(dense.data(), 16, probs.data());
     EXPECT_EQ(net.dense_batches(), 1u) << "dense pictures should take oneDNN's kernel";
