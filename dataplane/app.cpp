@@ -294,6 +294,7 @@ void App::Impl::preflight() {
     throw StartError("config " + cfg.source + ": flow_table: " + why);
   try {  // builds the oneDNN primitives once: an incompatible model fails here, not later
     Network probe(model, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
+    if (const std::string why = probe.probe_outputs(); !why.empty()) throw std::runtime_error(why);
   } catch (const std::exception& e) {
     throw StartError("model " + cfg.model_path + ": cannot run it: " + e.what());
   }
@@ -1082,6 +1083,7 @@ nlohmann::json App::Impl::model_load(const std::string& path) {
                                                  ") differ from the running flow tables' (" + window_text(b) + ")");
   try {  // builds the oneDNN primitives here, off the fast path, before anything is published
     Network probe(m, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
+    if (const std::string why = probe.probe_outputs(); !why.empty()) throw std::runtime_error(why);
   } catch (const std::exception& e) {
     throw CommandError("model_invalid", "model " + m->id() + ": cannot run it: " + e.what());
   }

@@ -93,7 +93,8 @@ class Reader {
     std::size_t used = 0;
     try {
       if (s.empty() || s[0] == '-') throw std::invalid_argument(s);
-      v = std::stoull(s, &used, 0);
+      if (s[0] == '+') throw std::invalid_argument(s);
+      v = std::stoull(s, &used, 10);  // decimal only: "010" is ten, not octal eight; "0x10" is refused
     } catch (const std::exception&) {
       fail(path, "expected a whole number, got '" + s + "'");
     }

@@ -38,6 +38,25 @@ int16_t ClassTable::intern(const std::string& name) {
   return static_cast<int16_t>(names_.size() - 1);
 }
 
+bool ClassTable::intern_all(const std::vector<std::string>& names, std::vector<int16_t>* ids) {
+  std::lock_guard lk(mu_);
+  std::vector<std::string> fresh;
+  for (const auto& n : names)
+    if (std::find(names_.begin(), names_.end(), n) == names_.end() && std::find(fresh.begin(), fresh.end(), n) == fresh.end())
+      fresh.push_back(n);
+  if (names_.size() + fresh.size() > static_cast<std::size_t>(kMaxClasses)) return false;
+  ids->clear();
+  for (const auto& n : names) {
+    auto it = std::find(names_.begin(), names_.end(), n);
+    if (it == names_.end()) {
+      names_.push_back(n);
+      it = names_.end() - 1;
+    }
+    ids->push_back(static_cast<int16_t>(it - names_.begin()));
+  }
+  return true;
+}
+
 std::string ClassTable::name(int16_t id) const {
   std::lock_guard lk(mu_);
   return id >= 0 && static_cast<std::size_t>(id) < names_.size() ? names_[id] : std::string("?");
@@ -282,11 +301,10 @@ Pipeline::~Pipeline() {
 uint32_t Pipeline::publish_model(std::shared_ptr<const Model> model) {
   auto slot = std::make_shared<ModelSlot>();
   slot->model = model;
-  for (const auto& c : model->info().classes) {
-    const int16_t id = classes_.intern(c);
-    if (id < 0) throw ModelError("model " + model->id() + ": too many distinct class names across models");
-    slot->class_ids.push_back(id);
-  }
+  if (!classes_.intern_all(model->info().classes, &slot->class_ids))
+    throw ModelError("model " + model->id() + ": its classes would pass the limit of " +
+                     std::to_string(ClassTable::kMaxClasses) + " distinct class names across the models loaded since start; "
+                     "nothing was registered (restart flowpicd to start the count over)");
   slot->format.classes = &model->info().classes;
   slot->format.model_id = model->id();
   slot->format.unknown_below = opt_.unknown_below;

@@ -71,6 +71,8 @@ class ClassTable {
   static constexpr uint16_t kForward = 0, kDrop = 1, kDscpFlag = 0x100;  // action code: kDscpFlag | dscp
 
   int16_t intern(const std::string& name);  // off the fast path; -1 when full
+  // All of `names` or none: false (nothing registered) when the new ones would pass kMaxClasses.
+  bool intern_all(const std::vector<std::string>& names, std::vector<int16_t>* ids);
   std::string name(int16_t id) const;
   int size() const;
   void set_action(int16_t id, const Action& a);

@@ -517,6 +517,39 @@ void Network::classify(const float* pictures, int n, float* probs) noexcept {
   forward(n, probs);
 }
 
+std::string Network::probe_outputs() noexcept {
+  Impl& m = *impl_;
+  const size_t floats = m.model->picture_floats();
+  const int n = std::min(3, m.max_batch);
+  float* in = m.input.f();
+  std::fill(in, in + static_cast<size_t>(n) * floats, 0.f);
+  if (n > 1)
+    for (int c = 0; c < m.Ch; ++c) in[floats + static_cast<size_t>(c) * m.R * m.R + m.R * (m.R / 2) + m.R / 2] = 1.f;
+  if (n > 2) {
+    uint32_t x = 12345;
+    for (size_t i = 0; i < floats; ++i) {
+      x = x * 1664525u + 1013904223u;
+      if ((x >> 24) < 8) in[2 * floats + i] = static_cast<float>((x >> 8) & 0xff) / 255.f;
+    }
+  }
+  std::vector<float> probs(static_cast<size_t>(n) * m.classes);
+  const uint64_t errors_before = m.errors;
+  forward(n, probs.data());
+  if (m.errors != errors_before) return "inference failed on the reference pictures";
+  for (int i = 0; i < n; ++i) {
+    double sum = 0;
+    for (int c = 0; c < m.classes; ++c) {
+      const float p = probs[static_cast<size_t>(i) * m.classes + c];
+      if (!std::isfinite(p) || p < 0.f || p > 1.f)
+        return "its outputs on a reference picture are not probabilities (got " + std::to_string(p) +
+               "): weights that overflow or are not finite";
+      sum += p;
+    }
+    if (std::abs(sum - 1.0) > 1e-3) return "its outputs on a reference picture sum to " + std::to_string(sum) + ", not 1";
+  }
+  return {};
+}
+
 uint64_t Network::sparse_batches() const noexcept { return impl_->sparse_batches; }
 bool Network::sparse_capable() const noexcept {
   for (const auto& p : impl_->pipes)

@@ -33,6 +33,11 @@ class Network {
   const Model& model() const noexcept;
   const std::shared_ptr<const Model>& model_ptr() const noexcept;
   int max_batch() const noexcept;
+  // Runs a few reference pictures (empty, one lit pixel per channel, a sparse random one) and
+  // returns "" when every output is a finite probability distribution, else what is wrong
+  // (e.g. a model whose weights overflow gives NaN: every window would become class 0).
+  std::string probe_outputs() noexcept;
+
   // Batches whose first convolution ran from the pictures' lit pixels (sparse scatter), and
   // batches that ran oneDNN's dense kernel (other archs, or pictures with more than 128 lit
   // pixels on average). Same outputs either way, to float rounding (tests: tests/infer).

@@ -76,6 +76,14 @@ TEST(Config, OverridesApplyBeforeValidation) {
   EXPECT_NE(error_of(kGood, {"inference.batchsize=3"}).find("unknown key 'batchsize'"), std::string::npos);
 }
 
+TEST(Config, IntegersAreDecimal) {  // issue 17: "capacity: 010" was read as octal 8
+  const Config c = parse_config(kGood, "t.yaml", {"flow_table.capacity=0100", "inference.batch=032"});
+  EXPECT_EQ(c.table_capacity, 100u);  // not 64
+  EXPECT_EQ(c.batch, 32u);
+  EXPECT_NE(error_of(kGood, {"inference.batch=0x20"}).find("expected a whole number, got '0x20'"), std::string::npos);
+  EXPECT_NE(error_of(kGood, {"inference.batch=+3"}).find("expected a whole number"), std::string::npos);
+}
+
 TEST(Config, EveryMistakeIsOneLineSayingWhatToChange) {
   struct Case {
     std::string yaml_extra;  // appended or substituted
@@ -314,4 +322,21 @@ TEST(VerdictOutputTest, WholeLinesAfterACutOneAndNoSymlinks) {
   EXPECT_EQ(full.stats().dropped, 2u);
   EXPECT_EQ(full.stats().write_errors, 1u);
   std::filesystem::remove_all(dir);
+}
+
+// Issue 17: a model whose classes would pass the limit registers none of them.
+TEST(ClassTableTest, RegistrationIsAllOrNothing) {
+  ClassTable t;
+  std::vector<std::string> many;
+  for (int i = 0; i < ClassTable::kMaxClasses - 3; ++i) many.push_back("c" + std::to_string(i));
+  std::vector<int16_t> ids;
+  ASSERT_TRUE(t.intern_all(many, &ids));
+  EXPECT_EQ(t.size(), ClassTable::kMaxClasses - 3);
+  const std::vector<std::string> too_many = {"c0", "x1", "x2", "x3", "x4"};  // 4 new, 3 free
+  EXPECT_FALSE(t.intern_all(too_many, &ids));
+  EXPECT_EQ(t.size(), ClassTable::kMaxClasses - 3) << "a refused model registered some of its classes";
+  ASSERT_TRUE(t.intern_all({"c5", "x1", "x2", "x3"}, &ids));
+  EXPECT_EQ(ids, (std::vector<int16_t>{5, static_cast<int16_t>(ClassTable::kMaxClasses - 3),
+                                       static_cast<int16_t>(ClassTable::kMaxClasses - 2),
+                                       static_cast<int16_t>(ClassTable::kMaxClasses - 1)}));
 }

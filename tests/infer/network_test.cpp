@@ -176,6 +176,20 @@ TEST(NetworkForward, SparseFirstLayerMatchesReference) {
   // A padded batch (5 pictures in a pipeline of 8: the rows past 5 are stale) too.
   check_against_reference(Arch::kLeNet, 32, 3, 16, 5, 2, 0.02f);
 }
+// Issue 17: a model whose weights overflow gives NaN for every picture (every window would
+// become class 0); the probe that flowpicd runs before serving a model says so.
+TEST(NetworkForward, ProbeRefusesAModelThatOverflows) {
+  auto good = model_with_biases(Arch::kLeNet, 32, 5, 9, 2);
+  EXPECT_EQ(Network(good, 8, 1).probe_outputs(), "");
+  auto bad = model_with_biases(Arch::kLeNet, 32, 5, 9, 2);
+  auto& T = bad->mutable_tensors();
+  // The final layer finite but huge (the issue's case): the logits overflow to inf and the
+  // softmax to NaN.
+  auto& last = T[T.size() - 2].data;
+  for (size_t i = 0; i < last.size(); ++i) last[i] = i % 2 ? 3e38f : -3e38f;
+  const std::string why = Network(bad, 8, 1).probe_outputs();
+  EXPECT_NE(why.find("not probabilities"), std::string::npos) << "[" << why << "]";
+}
 TEST(NetworkForward, FlowPicArchMatchesReference) {
   // R=151: "same" padding 9 (4 left, 5 right), conv1 31, pool 15, conv2 2, pool 1.
   check_against_reference(Arch::kFlowPic, 151, 4, 4, 3);
