@@ -73,6 +73,17 @@ std::string field(const std::string& row, const std::vector<std::string>& header
   return f.at(std::find(header.begin(), header.end(), col) - header.begin());
 }
 
+// The sessions.csv row of a video-traffic capture ("video-traffic/Youtube/1080/1080_merged_023.csv.gz#1080_1"
+// -> that file's session 1080_1), or "" when there is none.
+std::string video_session_row(const WindowDataset& ds, uint32_t c, std::vector<std::string>* header) {
+  const std::string name = ds.sources[c].substr(std::string("video-traffic/").size());
+  const std::string file = name.substr(0, name.find('#')), session = name.substr(name.find('#') + 1);
+  std::string row;
+  for (const auto& r : csv_rows_where(data_dir() + "/video-traffic/sessions.csv", "session", session, header))
+    if (field(r, *header, "file") == file) row = r;
+  return row;
+}
+
 }  // namespace
 
 TEST(ClassMap, FirstMatchingGlobWinsAndDashDrops) {
@@ -193,12 +204,8 @@ TEST(CorpusImport, VideoTrafficSessionMatchesSessionsCsv) {
   std::vector<std::string> header;
   const auto per_flow = windows_per_flow(ds);
   for (uint32_t c = 0; c < 3; ++c) {
-    // "video-traffic/Youtube/1080/1080_merged_023.csv.gz#1080_1" -> file and session of sessions.csv
-    const std::string name = ds.sources[c].substr(std::string("video-traffic/").size());
-    const std::string file = name.substr(0, name.find('#')), session = name.substr(name.find('#') + 1);
-    std::string row;
-    for (const auto& r : csv_rows_where(data_dir() + "/video-traffic/sessions.csv", "session", session, &header))
-      if (field(r, header, "file") == file) row = r;
+    const std::string& name = ds.sources[c];
+    const std::string row = video_session_row(ds, c, &header);
     ASSERT_FALSE(row.empty()) << name;
     const uint64_t up = std::stoull(field(row, header, "pkts_up")), down = std::stoull(field(row, header, "pkts_down"));
     uint64_t up_w = 0, down_w = 0, ip_bytes = 0;
@@ -335,11 +342,8 @@ TEST(CorpusImport, BidirectionalVideoSessionIsOneConnectionWithBothDirections) {
   EXPECT_TRUE(ds.window.bidirectional);
   std::vector<std::string> header;
   for (uint32_t c = 0; c < 3; ++c) {
-    const std::string name = ds.sources[c].substr(std::string("video-traffic/").size());
-    const std::string file = name.substr(0, name.find('#')), session = name.substr(name.find('#') + 1);
-    std::string row;
-    for (const auto& r : csv_rows_where(data_dir() + "/video-traffic/sessions.csv", "session", session, &header))
-      if (field(r, header, "file") == file) row = r;
+    const std::string& name = ds.sources[c];
+    const std::string row = video_session_row(ds, c, &header);
     ASSERT_FALSE(row.empty()) << name;
     const uint64_t up = std::stoull(field(row, header, "pkts_up")), down = std::stoull(field(row, header, "pkts_down"));
     uint64_t windows = 0, fwd = 0, rev = 0, mixed = 0;
