@@ -849,6 +849,8 @@ nlohmann::ordered_json App::Impl::summary() const {
                     {"decimated", t.windows_decimated},
                     {"dropped", {{"ring_full", lc->c.windows_ring_full.get()}, {"pool_empty", lc->c.windows_pool_empty.get()}}}};
     l["verdicts"] = {{"applied", lc->c.verdicts_applied.get()}, {"stale", lc->c.verdicts_stale.get()}};
+    // How long the lcore waited for room in its window ring (on_full: wait, and the stop's flush).
+    l["backpressure_s"] = static_cast<double>(lc->c.backpressure_tsc.get()) / static_cast<double>(rte_get_tsc_hz());
     jl.push_back(std::move(l));
     tot.flows_created += t.flows_created;
     tot.flows_expired += t.flows_expired;
@@ -926,6 +928,11 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
          " too-small " + std::to_string(w["too_small"].get<uint64_t>()) + " dropped ring-full " +
          std::to_string(w["dropped"]["ring_full"].get<uint64_t>()) + " pool-empty " +
          std::to_string(w["dropped"]["pool_empty"].get<uint64_t>()));
+    if (const double bp = l["backpressure_s"].get<double>(); bp >= 0.001) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "    waited %.3f s for room in the window ring (back-pressure)", bp);
+      line(buf);
+    }
   }
   std::string cls;
   for (const auto& [k, v] : s["verdicts"]["by_class"].items()) cls += " " + k + "=" + std::to_string(v.get<uint64_t>());

@@ -37,7 +37,9 @@ struct alignas(64) LcoreCounters {
   Counter windows_pool_empty; // dropped: no free window message
   Counter verdicts_applied;   // verdicts that reached their flow
   Counter verdicts_stale;     // flow slot reused since the window closed
-  std::atomic<uint64_t> last_rx_tsc{0};  // for replay end detection
+  std::atomic<uint64_t> last_rx_tsc{0};  // for replay end detection (also moved on while the lcore
+                                         // waits for room in its window ring: busy, not idle)
+  Counter backpressure_tsc;              // TSC cycles the lcore waited for room (on_full: wait, stop)
 };
 
 }  // namespace flowpic

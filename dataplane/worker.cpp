@@ -57,9 +57,25 @@ bool rewrite_dscp(uint8_t* ip, uint32_t avail, uint8_t dscp) noexcept {
   return false;
 }
 
+// One spin of a back-pressure wait (on_full: wait, or the stop's flush): the lcore is busy, so
+// its activity time moves on (a replay is not over while it waits), and the wait is counted.
+static inline void backpressure_spin(LcoreState* lc, uint64_t& since) noexcept {
+  const uint64_t now = rte_rdtsc();
+  if (since == 0) since = now;
+  lc->c.last_rx_tsc.store(now, std::memory_order_relaxed);
+  rte_pause();
+}
+static inline void backpressure_end(LcoreState* lc, uint64_t since) noexcept {
+  if (since == 0) return;
+  const uint64_t now = rte_rdtsc();
+  lc->c.backpressure_tsc.add(now - since);
+  lc->c.last_rx_tsc.store(now, std::memory_order_relaxed);
+}
+
 bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n) {
   auto* lc = static_cast<LcoreState*>(ctx);
   const bool wait = lc->flushing || lc->ring_full == RingFullPolicy::kWait;
+  uint64_t waited_since = 0;
   void* obj = nullptr;
   if (lc->msg_stashed == 0 && rte_mempool_get_bulk(lc->win_pool, lc->msg_stash, kWindowMsgStash) == 0)
     lc->msg_stashed = kWindowMsgStash;
@@ -75,7 +91,7 @@ bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, ui
         lc->c.windows_pool_empty.add();
         return false;
       }
-      rte_pause();
+      backpressure_spin(lc, waited_since);
     }
   }
   auto* msg = static_cast<WindowMsg*>(obj);
@@ -90,8 +106,9 @@ bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, ui
       lc->c.windows_ring_full.add();
       return false;
     }
-    rte_pause();
+    backpressure_spin(lc, waited_since);
   }
+  backpressure_end(lc, waited_since);
   lc->c.windows_sent.add();
   return true;
 }

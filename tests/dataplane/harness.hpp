@@ -171,6 +171,7 @@ struct ConfigSpec {
   uint32_t capacity = 65536;
   std::string extra;  // more YAML appended verbatim
   std::string on_full = "drop";
+  uint32_t ring_size = 4096;
   std::string mempool = "auto";
   uint32_t idle_ms = 400;
   bool exit_at_end = true;
@@ -194,7 +195,7 @@ inline std::string yaml_config(const ConfigSpec& c) {
   y << "outputs: {verdicts: " << c.verdicts << ", stats_interval_s: 0}\n";
   y << "actions: " << c.actions << "\n";
   y << "replay: {exit_at_end: " << (c.exit_at_end ? "true" : "false") << ", idle_ms: " << c.idle_ms << "}\n";
-  y << "window_ring: {size: 4096, on_full: " << c.on_full << "}\n";
+  y << "window_ring: {size: " << c.ring_size << ", on_full: " << c.on_full << "}\n";
   y << c.extra;
   return y.str();
 }
