@@ -30,6 +30,7 @@
 #include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
 #include "dataplane/worker.hpp"
+#include "packet/pcap_reader.hpp"
 #include "infer/network.hpp"
 #include "tools/packet_step.hpp"
 
@@ -327,6 +328,21 @@ void App::Impl::preflight() {
     for (const auto& [k, v] : vdev_args(p.device)) {
       if (k == "rx_pcap" && !fs::is_regular_file(v))
         throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap file '" + v + "' not found");
+      if (k == "rx_pcap") {
+        // net_pcap hands every record to the port as an Ethernet frame: a capture of another link
+        // type would give no verdict, every packet counted not_ip (issue 17). Refuse it here.
+        int dlt = -1;
+        try {
+          dlt = PcapReader(v).dlt();
+        } catch (const std::exception& e) {
+          throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap: " + e.what());
+        }
+        if (dlt != 1)
+          throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap '" + v + "' has link type " +
+                           std::to_string(dlt) + " (" + link_type_name(link_type_from_dlt(dlt)) +
+                           "), but a net_pcap port replays Ethernet frames only: convert it (e.g. tcprewrite "
+                           "--dlt=enet) or read it with `flowpic classify`");
+      }
       if (k == "tx_pcap") {
         const fs::path parent = fs::absolute(v).parent_path();
         if (!fs::is_directory(parent))

@@ -313,6 +313,24 @@ TEST_F(Flowpicd, WaitOnFullReplaysEveryPacketThroughATinyRing) {
   expect_same_lines(d.out_lines(), cl.out_lines(), "flowpicd", "flowpic classify");
 }
 
+// Issue 17: a replay of a capture that is not Ethernet (Linux SLL, raw IP, BSD loopback) gave no
+// verdict and exit 0, every packet counted not_ip. flowpicd now refuses it at start, naming the
+// link type and what to do (libpcap reports LINKTYPE_RAW 101 as DLT_RAW 12); `flowpic classify`
+// reads the same files.
+TEST_F(Flowpicd, NonEthernetReplaysAreRefusedNamingTheLinkType) {
+  for (const auto& [name, dlt] : std::vector<std::pair<std::string, std::string>>{
+           {"dns2tcp_tunnel.pcap", "113"}, {"codm.pcap", "12"}, {"nats.pcap", "0"}}) {
+    SCOPED_TRACE(name);
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(replay(capture(name))), "dlt");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("has link type " + dlt), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("flowpic classify"), std::string::npos) << r.err;
+    if (flowpic_bin().empty()) continue;
+    const RunResult c = run_process(flowpic_bin(), {"classify", capture(name), "-m", model_}, dir_.path(), 120, "dlt_c");
+    EXPECT_EQ(c.exit_code, 0) << c.err;
+  }
+}
+
 // (3): action forward writes a tx_pcap whose packets equal the input, in order.
 TEST_F(Flowpicd, ForwardWritesTheInputUnchangedInOrder) {
   const std::string in = capture("zoom2.pcap"), out = dir_ / "out.pcap";
