@@ -18,6 +18,7 @@ void add_classify(CLI::App& app, Action* action) {
     float threshold = 0.f;
     uint32_t capacity = 1u << 16;
     int batch = 64, threads = 1;
+    bool tolerate = false;
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("classify",
@@ -33,6 +34,9 @@ void add_classify(CLI::App& app, Action* action) {
   s->add_option("--batch", a->batch, "pictures per inference batch")->capture_default_str()->check(CLI::Range(1, 4096));
   s->add_option("--threads", a->threads, "inference threads")->capture_default_str()->check(CLI::Range(1, 256));
   s->add_option("-o,--output", a->out, "write the JSON lines here instead of stdout");
+  s->add_flag("--tolerate-corrupt", a->tolerate,
+              "exit 0 when the capture is truncated, corrupt or of an unsupported link type (the verdicts of what "
+              "could be read are printed either way; without this flag the exit code is 3)");
   s->callback([action, a] {
     *action = [a] {
       ClassifyOptions opt;
@@ -57,7 +61,11 @@ void add_classify(CLI::App& app, Action* action) {
                     &rep);
       if (out != stdout && std::fclose(out) != 0) throw std::runtime_error(a->out + ": write failed");
       std::fflush(stdout);
-      if (!rep.warning.empty()) spdlog::warn("{}", rep.warning);
+      // A capture that could not be read to its end is an error for scripts (exit 3), loudly.
+      const bool incomplete = !rep.warning.empty();
+      if (incomplete)
+        spdlog::error("{}{}", rep.warning,
+                      a->tolerate ? " (--tolerate-corrupt: exit 0)" : "; the verdicts above cover what was read (exit 3)");
       // Summary counters: the same names flowpicd prints.
       std::string parse;
       for (size_t r = 0; r < kParseResultCount; ++r)
@@ -76,7 +84,7 @@ void add_classify(CLI::App& app, Action* action) {
         per_class += fmt::format(" {}={}", model->info().classes[c], rep.per_class[c]);
       spdlog::info("verdicts {}:{}{} in {:.3f} s", rep.windows_classified, per_class,
                    a->threshold > 0 ? fmt::format(" unknown={}", rep.windows_unknown) : "", rep.seconds);
-      return 0;
+      return incomplete && !a->tolerate ? 3 : 0;
     };
   });
 }

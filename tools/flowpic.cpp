@@ -1,5 +1,7 @@
 // flowpic: the offline command (dataset, train, eval, classify, render, info).
-// Exit codes: 0 success, 1 runtime error (unreadable/corrupt file, ...), 2 usage error.
+// Exit codes: 0 success, 1 runtime error (unreadable/corrupt file, ...), 2 usage error,
+// 3 classify read a capture only in part (truncated, corrupt, unsupported link type; its
+// verdicts are printed; --tolerate-corrupt makes that 0).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 

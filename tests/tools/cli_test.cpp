@@ -106,6 +106,17 @@ TEST(Cli, RuntimeErrorsExitOneWithOneLine) {
   EXPECT_EQ(bad_model.code, 1);
   EXPECT_EQ(lines(bad_model.err), 1) << bad_model.err;
   EXPECT_EQ(run_flowpic("classify -m " + tmp("junk.model") + " /nonexistent.pcap").code, 1);
+  // Issue 17: a capture cut mid-record is read as far as it goes, its verdicts printed, and the
+  // exit code says it was incomplete (3) unless the caller tolerates it.
+  const std::string model = std::string(std::getenv("FLOWPIC_REPO") ? std::getenv("FLOWPIC_REPO") : ".") + "/models/default.fpm";
+  std::string cap = slurp(data("zoom2.pcap"));
+  std::ofstream(tmp("cut.pcap"), std::ios::binary) << cap.substr(0, cap.size() * 2 / 3 + 7);
+  const CmdResult cut = run_flowpic("classify -m " + model + " " + tmp("cut.pcap"));
+  EXPECT_EQ(cut.code, 3) << cut.err;
+  EXPECT_GT(lines(cut.out), 2) << "the verdicts of what was read";
+  EXPECT_NE(cut.err.find("exit 3"), std::string::npos) << cut.err;
+  EXPECT_EQ(run_flowpic("classify --tolerate-corrupt -m " + model + " " + tmp("cut.pcap")).code, 0);
+  EXPECT_EQ(run_flowpic("classify -m " + model + " " + data("zoom2.pcap")).code, 0);
   EXPECT_EQ(run_flowpic("dataset ode-flow --data /nonexistent --split val -o " + tmp("d.fpds")).code, 1);
 }
 
