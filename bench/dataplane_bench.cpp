@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/eal_cleanup.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/worker.hpp"
 #include "flowtable/flow_table.hpp"
@@ -433,6 +434,6 @@ int main(int argc, char** argv) {
                   r["extra"].dump().c_str());
   }
   rte_eth_dev_stop(port);
-  rte_eal_cleanup();
+  eal_cleanup_and_remove_runtime_dir();
   return 0;
 }

@@ -39,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dataplane/eal_cleanup.hpp"
 #include "common/flow_key.hpp"
 #include "flowtable/flow_table.hpp"
 #include "infer/model.hpp"
@@ -926,6 +927,6 @@ int main(int argc, char** argv) {
                         {"facts", rep.extra}};
     std::ofstream(json_path) << j.dump(2) << "\n";
   }
-  if (eal_up) rte_eal_cleanup();
+  if (eal_up) eal_cleanup_and_remove_runtime_dir();
   return 0;
 }

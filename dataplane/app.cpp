@@ -26,6 +26,7 @@
 #include "ctl/control_server.hpp"
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
+#include "dataplane/eal_cleanup.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
@@ -261,7 +262,7 @@ App::~App() {
   }
   impl_->pipeline.reset();
   impl_->shutdown_ports();
-  if (impl_->eal_up) rte_eal_cleanup();
+  if (impl_->eal_up) eal_cleanup_and_remove_runtime_dir();
 }
 
 void App::preflight() { impl_->preflight(); }

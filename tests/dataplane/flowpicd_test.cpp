@@ -331,6 +331,19 @@ TEST_F(Flowpicd, NonEthernetReplaysAreRefusedNamingTheLinkType) {
   }
 }
 
+// Issue 17: every run left /var/run/dpdk/<prefix>/ behind (the suite's unique prefixes piled
+// up gigabytes of tmpfs); flowpicd removes its runtime directory at exit.
+TEST_F(Flowpicd, LeavesNoDpdkRuntimeDirectory) {
+  ConfigSpec c = replay(capture("zoom2.pcap"));
+  c.prefix = unique_prefix();
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "rtdir");
+  expect_clean_run(r);
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  for (const std::string base : {std::string("/var/run/dpdk/"), std::string(xdg ? xdg : "/nonexistent") + "/dpdk/",
+                                 std::string("/tmp/dpdk/")})
+    EXPECT_FALSE(std::filesystem::exists(base + c.prefix)) << base + c.prefix << " left behind";
+}
+
 // (3): action forward writes a tx_pcap whose packets equal the input, in order.
 TEST_F(Flowpicd, ForwardWritesTheInputUnchangedInOrder) {
   const std::string in = capture("zoom2.pcap"), out = dir_ / "out.pcap";

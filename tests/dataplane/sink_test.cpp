@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/eal_cleanup.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/worker.hpp"
 
@@ -31,6 +32,7 @@ class WindowSinkTest : public ::testing::Test {
     for (auto& a : args) argv.push_back(a.data());
     ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0) << "EAL init failed";
   }
+  static void TearDownTestSuite() { eal_cleanup_and_remove_runtime_dir(); }  // no /var/run/dpdk leftovers
   void SetUp() override {
     const std::string tag = std::to_string(++serial_);
     ring_ = rte_ring_create(("sink_r" + tag).c_str(), kRing, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
