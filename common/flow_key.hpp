@@ -36,11 +36,10 @@ inline bool operator<(const FlowKey& a, const FlowKey& b) noexcept {
 // the (address, port) pair that compares smaller (bytewise address, then port) becomes the
 // source. Returns true when it swapped them (the packet goes from the larger endpoint to the
 // smaller). Used by bidirectional flow tables; a fragment's key (no ports) is ordered by address.
-inline bool canonicalize(FlowKey& k) noexcept {
-  const int c = std::memcmp(k.src, k.dst, sizeof(k.src));
-  if (c < 0 || (c == 0 && k.sport <= k.dport)) return false;
-  // Whole-word moves (two 16-byte halves, the two ports as one 32-bit word): a later 8-byte
-  // load of the key (the hash) is not stalled behind narrow stores.
+// Swaps source and destination (addresses and ports) in place, with whole-word moves (two
+// 16-byte halves, the two ports as one 32-bit word): a later 8-byte load of the key (the hash)
+// is not stalled behind narrow stores.
+inline void swap_endpoints(FlowKey& k) noexcept {
   uint8_t t[16];
   std::memcpy(t, k.src, sizeof(t));
   std::memcpy(k.src, k.dst, sizeof(t));
@@ -49,17 +48,16 @@ inline bool canonicalize(FlowKey& k) noexcept {
   std::memcpy(&ports, &k.sport, sizeof ports);
   ports = (ports >> 16) | (ports << 16);
   std::memcpy(&k.sport, &ports, sizeof ports);
+}
+inline bool canonicalize(FlowKey& k) noexcept {
+  const int c = std::memcmp(k.src, k.dst, sizeof(k.src));
+  if (c < 0 || (c == 0 && k.sport <= k.dport)) return false;
+  swap_endpoints(k);
   return true;
 }
 // The same key seen from the other side (source and destination swapped).
 inline FlowKey reversed(FlowKey k) noexcept {
-  uint8_t t[16];
-  std::memcpy(t, k.src, sizeof(t));
-  std::memcpy(k.src, k.dst, sizeof(t));
-  std::memcpy(k.dst, t, sizeof(t));
-  const uint16_t p = k.sport;
-  k.sport = k.dport;
-  k.dport = p;
+  swap_endpoints(k);
   return k;
 }
 

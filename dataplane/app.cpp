@@ -98,6 +98,8 @@ std::vector<std::pair<std::string, std::string>> vdev_args(const std::string& sp
   return out;
 }
 
+const std::vector<std::string> kEveryWindowKey = {"kind", "length_s", "packets", "min_packets", "max_windows", "flows"};
+
 bool same_window(const WindowPolicy& a, const WindowPolicy& m, const std::vector<std::string>& keys) {
   for (const auto& k : keys) {
     if (k == "kind" && a.kind != m.kind) return false;
@@ -1101,8 +1103,7 @@ nlohmann::json App::Impl::model_load(const std::string& path) {
   }
   const WindowPolicy& a = m->info().picture.window;
   const WindowPolicy& b = current.model->info().picture.window;
-  if (a.kind != b.kind || a.length_ns != b.length_ns || a.packets != b.packets || a.min_packets != b.min_packets ||
-      a.max_windows != b.max_windows || a.bidirectional != b.bidirectional)
+  if (!same_window(a, b, kEveryWindowKey))
     throw CommandError("model_incompatible", "model " + m->id() + ": its windows (" + window_text(a) +
                                                  ") differ from the running flow tables' (" + window_text(b) + ")");
   try {  // builds the oneDNN primitives here, off the fast path, before anything is published

@@ -246,16 +246,10 @@ static void parse_stage(LcoreState& lc, BurstStage& st, const MbufPrefetch& pref
   // table keys both directions alike (canonical order) and is told which way each packet went.
   // (Canonical keys are written in a pass of their own, so that the hash's loads of a key do
   // not wait on the stores that swapped it.)
-  if (lc.table->config().window.bidirectional) {
-    for (uint16_t k = 0; k < st.nip; ++k) {
-      st.keys[k] = st.parsed[st.pkt[k]].key;
-      st.swapped[k] = canonicalize(st.keys[k]);
-    }
-  } else {
-    for (uint16_t k = 0; k < st.nip; ++k) {
-      st.keys[k] = st.parsed[st.pkt[k]].key;
-      st.swapped[k] = 0;
-    }
+  const bool bidir = lc.table->config().window.bidirectional;
+  for (uint16_t k = 0; k < st.nip; ++k) {
+    st.keys[k] = st.parsed[st.pkt[k]].key;
+    st.swapped[k] = bidir && canonicalize(st.keys[k]);
   }
   for (uint16_t k = 0; k < st.nip; ++k) {
     const uint16_t i = st.pkt[k];
