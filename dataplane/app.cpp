@@ -9,7 +9,9 @@
 #include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <chrono>
@@ -200,6 +202,7 @@ struct App::Impl {
   }
 
   void preflight();
+  void check_endpoints() const;
   void init_eal();
   void setup_ports();
   void setup_lcores();
@@ -294,8 +297,14 @@ void App::Impl::preflight() {
                        (cfg.unknown_below > 0 ? ", unknown" : "") + ")");
     }
   }
+  // The class table is shared by every model of the run: +1 for "unknown".
+  if (info.classes.size() + 1 > static_cast<size_t>(ClassTable::kMaxClasses))
+    throw StartError("model " + cfg.model_path + ": " + std::to_string(info.classes.size()) +
+                     " classes, flowpicd holds at most " + std::to_string(ClassTable::kMaxClasses - 1) +
+                     " per run; use a model with fewer classes");
   if (const std::string why = table_config().validate(); !why.empty())
     throw StartError("config " + cfg.source + ": flow_table: " + why);
+  check_endpoints();
   try {  // builds the oneDNN primitives once: an incompatible model fails here, not later
     Network probe(model, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
     if (const std::string why = probe.probe_outputs(); !why.empty()) throw std::runtime_error(why);
@@ -358,6 +367,47 @@ void App::Impl::preflight() {
     out = std::make_unique<VerdictOutput>(cfg.verdicts);
   } catch (const std::exception& e) {
     throw StartError(e.what());
+  }
+}
+
+// What the control socket and the Prometheus endpoint need, checked before DPDK starts so that
+// `--check` catches it (issue 17): each error names the YAML path and the fix.
+void App::Impl::check_endpoints() const {
+  if (!cfg.control_socket.empty()) {
+    const std::string& path = cfg.control_socket;
+    if (path.size() >= sizeof(sockaddr_un::sun_path))
+      throw StartError("config " + cfg.source + ": control.socket: path is " + std::to_string(path.size()) +
+                       " bytes, a Unix socket path holds at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                       "; use a shorter path");
+    // Every existing ancestor must be a directory (the server creates the missing ones).
+    std::error_code ec;
+    for (fs::path dir = fs::absolute(path, ec).parent_path(); !dir.empty(); dir = dir.parent_path()) {
+      const auto st = fs::status(dir, ec);
+      if (st.type() == fs::file_type::not_found) {
+        if (dir == dir.parent_path()) break;
+        continue;
+      }
+      if (st.type() != fs::file_type::directory)
+        throw StartError("config " + cfg.source + ": control.socket: " + dir.string() +
+                         " is not a directory; set a path under a directory");
+      break;
+    }
+    const auto st = fs::symlink_status(path, ec);
+    if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::socket)
+      throw StartError("config " + cfg.source + ": control.socket: " + path +
+                       " exists and is not a socket; remove it or set another path");
+  }
+  if (cfg.prometheus_enabled) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    addrinfo* res = nullptr;
+    const int gai = ::getaddrinfo(cfg.prometheus_address.c_str(), "0", &hints, &res);
+    if (res) ::freeaddrinfo(res);
+    if (gai != 0)
+      throw StartError("config " + cfg.source + ": control.prometheus.address: '" + cfg.prometheus_address +
+                       "' is not a numeric IPv4/IPv6 address; use e.g. 127.0.0.1, ::1 or 0.0.0.0");
   }
 }
 

@@ -631,6 +631,47 @@ TEST_F(Flowpicd, SigtermStopsCleanlyWithASummary) {
   EXPECT_EQ(s["verdicts"]["total"].get<uint64_t>(), s["windows"]["emitted"].get<uint64_t>());
 }
 
+// `--check` catches what would otherwise fail only after EAL and the ports had started (issue 17):
+// a control socket path too long for sun_path, a socket under a regular file, a Prometheus address
+// that is a host name, a model with more classes than a run can hold. One line each, exit 1.
+TEST_F(Flowpicd, CheckCatchesWhatWouldFailAfterStart) {
+  const std::string pcap = capture("wa_voice.pcap");
+  write_file(dir_ / "plain-file", "not a directory\n");
+  const std::string many = dir_ / "many-classes.fpm";
+  {
+    ModelInfo info;
+    info.arch = Arch::kLeNet;
+    for (int i = 0; i < 1024; ++i) info.classes.push_back("app" + std::to_string(i));
+    info.name = "many";
+    Model::create(info, 3)->save(many);
+  }
+  struct Case {
+    std::string name, extra, model, expect;
+  };
+  const std::vector<Case> cases = {
+      {"socket path too long", "control: {socket: /tmp/" + std::string(120, 's') + ".sock}\n", "", "control.socket: path is 130 bytes"},
+      {"socket under a file", "control: {socket: " + (dir_ / "plain-file") + "/ctl.sock}\n", "", "is not a directory"},
+      {"prometheus host name", "control: {prometheus: {enabled: true, address: localhost, port: 0}}\n", "",
+       "control.prometheus.address: 'localhost' is not a numeric"},
+      {"too many classes", "", many, "1024 classes, flowpicd holds at most 1023"},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    ConfigSpec spec = replay(pcap);
+    spec.extra = k.extra;
+    if (!k.model.empty()) spec.model = k.model;
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(spec), "check", {"--check"}, 60);
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(k.expect), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("EAL"), std::string::npos) << "--check must not start DPDK: " << r.err;
+  }
+  // And the valid config passes --check.
+  const RunResult ok = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "check-ok", {"--check"}, 60);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.err.find("config and model OK"), std::string::npos) << ok.err;
+}
+
 // Start-up errors: one clear line on stderr, exit code 1.
 TEST_F(Flowpicd, StartupErrorsStopWithOneClearLine) {
   const std::string pcap = capture("wa_voice.pcap");
