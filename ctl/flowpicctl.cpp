@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/flow_key.hpp"
+#include "common/printable.hpp"
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -143,7 +144,7 @@ json call(const Options& o, const std::string& cmd, const json& args) {
 
 std::string str(const json& v) {
   if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return flowpic::printable(v.get<std::string>());
   if (v.is_number_float()) {
     char b[32];
     const double d = v.get<double>();
@@ -157,7 +158,7 @@ std::string str(const json& v) {
   }
   if (v.is_object()) {
     std::string s;
-    for (const auto& [k, x] : v.items()) s += (s.empty() ? "" : " ") + k + "=" + str(x);
+    for (const auto& [k, x] : v.items()) s += (s.empty() ? "" : " ") + flowpic::printable(k) + "=" + str(x);
     return s.empty() ? "-" : s;
   }
   return v.dump();
@@ -188,6 +189,12 @@ struct Table {
   std::vector<std::string> head;
   std::vector<std::vector<std::string>> rows;
   void print(std::ostream& os, const std::string& indent = "") const {
+    // Cells hold names from the daemon (classes, ports, models): never raw control characters.
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : this->rows) {
+      rows.emplace_back();
+      for (const auto& cell : r) rows.back().push_back(flowpic::printable(cell));
+    }
     std::vector<size_t> w(head.size());
     for (size_t c = 0; c < head.size(); ++c) w[c] = head[c].size();
     for (const auto& r : rows)
@@ -282,7 +289,7 @@ uint64_t u(const json& o, std::initializer_list<const char*> path) {
 
 std::string model_line(const json& m) {
   if (!m.is_object()) return "-";
-  std::string s = m.value("id", std::string("?"));
+  std::string s = flowpic::printable(m.value("id", std::string("?")));
   std::vector<std::string> bits;
   if (m.contains("arch")) bits.push_back(str(m["arch"]));
   if (m.contains("classes") && m["classes"].is_array())

@@ -1,6 +1,7 @@
 // flowpic info MODEL|DATASET
 #include <cstdio>
 
+#include "common/printable.hpp"
 #include "infer/model.hpp"
 #include "tools/cli.hpp"
 #include "tools/dataset.hpp"
@@ -35,7 +36,7 @@ void add_info(CLI::App& app, Action* action) {
         std::printf("windows   %zu (%zu packet records)\n", ds.windows.size(), ds.records.size());
         const auto counts = ds.class_counts();
         for (size_t c = 0; c < ds.classes.size(); ++c)
-          std::printf("  %-20s %8llu\n", ds.classes[c].c_str(), static_cast<unsigned long long>(counts[c]));
+          std::printf("  %-20s %8llu\n", printable(ds.classes[c]).c_str(), static_cast<unsigned long long>(counts[c]));
         return 0;
       }
       const auto m = Model::load(a->file);
@@ -59,10 +60,10 @@ void add_info(CLI::App& app, Action* action) {
       size_t params = 0;
       for (const auto& t : m->tensors()) params += t.data.size();
       std::printf("model     %s\n", a->file.c_str());
-      std::printf("id        %s\n", m->id().c_str());
+      std::printf("id        %s\n", printable(m->id()).c_str());
       std::printf("arch      %s, %zu parameters\n", arch_name(info.arch), params);
       std::string classes;
-      for (const auto& c : info.classes) classes += (classes.empty() ? "" : ", ") + c;
+      for (const auto& c : info.classes) classes += (classes.empty() ? "" : ", ") + printable(c);
       std::printf("classes   %zu: %s\n", info.classes.size(), classes.c_str());
       std::printf("window    %s, min %u packets, %s; %u channel(s)\n", window_spec_string(info.picture.window).c_str(),
                   info.picture.window.min_packets,

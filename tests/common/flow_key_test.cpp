@@ -4,6 +4,9 @@
 #include <vector>
 
 #include "common/flow_key.hpp"
+#include "common/printable.hpp"
+
+#include <cstdio>
 
 using namespace flowpic;
 
@@ -84,3 +87,21 @@ TEST(FlowKey, KeysCraftedToCollideUnderOneSeedSpreadUnderAnother) {
 }
 
 
+
+// printable(): every control byte (0x00-0x1f, 0x7f) becomes \xNN; every other byte is kept, so
+// UTF-8 names stay readable and the result never holds a byte a terminal would act on.
+TEST(Printable, EscapesEveryControlByteAndKeepsTheRest) {
+  for (int b = 0; b < 256; ++b) {
+    const std::string in = std::string("a") + static_cast<char>(b) + "z";
+    const std::string out = printable(in);
+    if (b < 0x20 || b == 0x7f) {
+      char want[8];
+      std::snprintf(want, sizeof want, "a\\x%02xz", b);
+      EXPECT_EQ(out, want) << b;
+    } else {
+      EXPECT_EQ(out, in) << b;
+    }
+  }
+  EXPECT_EQ(printable(std::string("\x1b[2J\0", 5)), "\\x1b[2J\\x00");
+  EXPECT_EQ(printable("Vidéo"), "Vidéo");
+}

@@ -349,6 +349,25 @@ TEST_F(ControlTest, ModelLoadShowRollback) {
   EXPECT_EQ(j["id"], "ode-lenet-b");
 }
 
+// Names come from model files: a control character in them must not reach the terminal raw
+// (issue 17): flowpicctl prints it as \xNN, and --json keeps the exact name.
+TEST_F(ControlTest, ControlCharactersInNamesAreEscaped) {
+  const std::string evil_id = "evil\x1b[2J\nid";
+  write_model("evil.json", {{"format", "fake-model"}, {"id", evil_id},
+                            {"classes", {"VoIP\rX", "Video", "File_Transfer", "Chat", "Browsing"}}});
+  RunResult r = ctl({"model", "load", dir_ + "/evil.json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("loaded model evil\\x1b[2J\\x0aid (previous"), std::string::npos) << r.out;
+  r = ctl({"model", "show"});
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("VoIP\\x0dX,Video"), std::string::npos) << r.out;
+  for (const auto& out : {r.out, ctl({"status"}).out}) {
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+    EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  }
+  EXPECT_EQ(ctl_json({"model", "show"})["current"]["id"], evil_id);
+}
+
 TEST_F(ControlTest, OutputsRotateAndLogLevel) {
   RunResult r = ctl({"outputs", "rotate"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -247,3 +247,21 @@ TEST(Cli, CorpusTrainLeaveOneSourceOutEval) {
   EXPECT_EQ(l["per_source"].size(), 1u);
   EXPECT_EQ(l["windows"].get<int>(), l["per_source"]["vca"]["windows"].get<int>());
 }
+
+namespace {
+// `flowpic info` prints names from the model file escaped: a name cannot drive the terminal.
+TEST(Cli, InfoEscapesControlCharactersInNames) {
+  ModelInfo info;
+  info.arch = Arch::kLeNet;
+  info.classes = {"VoIP\x1b[2J", "Video\nX"};
+  info.name = "evil\x1b]0;title\x07";
+  const std::string path = tmp("evil.fpm");
+  Model::create(info, 1)->save(path);
+  const CmdResult r = run_flowpic("info " + path);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("id        evil\\x1b]0;title\\x07-"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("classes   2: VoIP\\x1b[2J, Video\\x0aX"), std::string::npos) << r.out;
+}
+}  // namespace
