@@ -26,7 +26,7 @@ void add_eval(CLI::App& app, Action* action) {
     bool json = false, fit_temperature = false, calibrated = false;
     int batch = 256, threads = 1, bins = 15;
     double temperature = 1.0;
-    std::string reliability_png;
+    std::string reliability_png, flows_csv;
     SelectionArgs sel;
     std::vector<std::string> skip_classes;
   };
@@ -59,6 +59,9 @@ void add_eval(CLI::App& app, Action* action) {
               "fit T on THESE windows (least negative log-likelihood) and report it: run it on held-back captures, never the test");
   s->add_option("--bins", a->bins, "confidence bins for the expected calibration error")->capture_default_str()->check(CLI::Range(2, 100));
   s->add_option("--reliability-png", a->reliability_png, "draw the reliability diagram (accuracy by confidence bin) as a PNG");
+  s->add_option("--flows-csv", a->flows_csv,
+                "write one row per connection (capture, flow, true class, windows, mean probability of each model class): "
+                "the flow-level evidence, e.g. to combine the verdicts of two window policies on the same connections");
   s->add_option("--batch", a->batch, "pictures per inference batch")->capture_default_str()->check(CLI::Range(1, 4096));
   s->add_option("--threads", a->threads, "inference threads")->capture_default_str()->check(CLI::Range(1, 256));
   s->callback([action, a] {
@@ -184,6 +187,7 @@ void add_eval(CLI::App& app, Action* action) {
         }
       uint64_t flow_skipped = 0;
       std::map<std::pair<uint32_t, std::string>, std::pair<std::vector<double>, int>> flows;
+      std::map<std::pair<uint32_t, std::string>, uint64_t> flow_windows;
       for (size_t i = 0; i < which.size(); ++i) {
         const auto& w = ds.windows[which[i]];
         if (no_flows[w.source]) {
@@ -195,11 +199,28 @@ void add_eval(CLI::App& app, Action* action) {
           std::swap_ranges(key.src, key.src + 16, key.dst);
           std::swap(key.sport, key.dport);
         }
-        auto& f = flows[{w.source, std::string(reinterpret_cast<const char*>(&key), sizeof key)}];
+        const std::pair<uint32_t, std::string> id{w.source, std::string(reinterpret_cast<const char*>(&key), sizeof key)};
+        ++flow_windows[id];
+        auto& f = flows[id];
         if (f.first.empty()) f.first.assign(static_cast<size_t>(k), 0.0), f.second = to_model[w.label];
         for (int c = 0; c < k; ++c) f.first[static_cast<size_t>(c)] += probs[i * k + c];
       }
       const bool keyed = ds.origin.value("kind", "") != "ode-flow" && flow_skipped < which.size();
+      if (!a->flows_csv.empty()) {
+        std::ofstream f(a->flows_csv);
+        f << "capture,flow,truth,windows";
+        for (const auto& c : mclasses) f << ",p_" << c;
+        f << "\n";
+        for (const auto& [id, fl] : flows) {
+          FlowKey key;
+          std::memcpy(&key, id.second.data(), sizeof key);
+          f << ds.sources[id.first] << ',' << to_string(key) << ',' << mclasses[static_cast<size_t>(fl.second)] << ','
+            << flow_windows[id];
+          for (int c = 0; c < k; ++c) f << ',' << fl.first[static_cast<size_t>(c)] / static_cast<double>(flow_windows[id]);
+          f << "\n";
+        }
+        if (!f) throw std::runtime_error(a->flows_csv + ": cannot write");
+      }
       Confusion flow_cm(k);
       for (const auto& [id, f] : flows) {
         int best = 0;
