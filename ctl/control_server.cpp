@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <list>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -69,6 +71,7 @@ struct Client {
   Clock::time_point deadline;
   bool close_after_write = false;  // error that ends the connection, or peer half-closed
   bool peer_eof = false;
+  bool waiting = false;            // its slow command runs on the job thread; reply not yet known
 };
 
 }  // namespace
@@ -79,7 +82,18 @@ ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::handle(const std::string& name, Handler h, const std::string& help) {
   std::lock_guard lk(mu_);
-  handlers_[name] = Entry{std::move(h), help};
+  handlers_[name] = Entry{std::move(h), nullptr, help};
+}
+
+void ControlServer::handle_async(const std::string& name, AsyncHandler h, const std::string& help) {
+  std::lock_guard lk(mu_);
+  handlers_[name] = Entry{nullptr, std::move(h), help};
+}
+
+bool ControlServer::is_async(const std::string& name) const {
+  std::lock_guard lk(mu_);
+  const auto it = handlers_.find(name);
+  return it != handlers_.end() && it->second.async;
 }
 
 ControlServerStats ControlServer::stats() const {
@@ -87,22 +101,32 @@ ControlServerStats ControlServer::stats() const {
   return stats_;
 }
 
-json ControlServer::call(const std::string& name, const json& args) {
+json ControlServer::call(const std::string& name, const json& args, JobControl* job) {
   Handler fn;
+  AsyncHandler async;
   {
     std::lock_guard lk(mu_);
     auto it = handlers_.find(name);
     if (it != handlers_.end()) {
       fn = it->second.fn;
+      async = it->second.async;
     } else if (name == "help") {
       json list = json::array();
       for (const auto& [n, e] : handlers_) list.push_back({{"cmd", n}, {"help", e.help}});
       return ctl_ok(json{{"commands", list}});
     }
   }
-  if (!fn) return ctl_error(ctl_code::kUnknownCommand, "unknown command '" + name + "' (try 'help')");
-  std::lock_guard exec(exec_mu_);
+  if (!fn && !async) return ctl_error(ctl_code::kUnknownCommand, "unknown command '" + name + "' (try 'help')");
+  static const std::atomic<bool> kNever{false};
   try {
+    if (async) {
+      Commit commit = async(args, job ? job->cancelled : kNever);  // no lock: others are served meanwhile
+      std::lock_guard exec(exec_mu_);
+      if (job && !job->try_commit())
+        return ctl_error(ctl_code::kCancelled, "command '" + name + "' abandoned (client gone, deadline or stop)");
+      return ctl_ok(commit ? commit() : json::object());
+    }
+    std::lock_guard exec(exec_mu_);
     return ctl_ok(fn(args));
   } catch (const CommandError& e) {
     return ctl_error(e.code, e.what());
@@ -116,27 +140,31 @@ json ControlServer::call(const std::string& name, const json& args) {
   }
 }
 
-json ControlServer::dispatch(std::string_view line) {
+json ControlServer::parse_request(std::string_view line, json* req, json* args) const {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  json req = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  json reply;
-  if (req.is_discarded()) {
-    reply = ctl_error(ctl_code::kBadRequest, "request is not valid JSON");
-  } else if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
-    reply = ctl_error(ctl_code::kBadRequest, "request must be an object with a string \"cmd\"");
-  } else if (req.contains("args") && !req["args"].is_object() && !req["args"].is_null()) {
-    reply = ctl_error(ctl_code::kBadRequest, "\"args\" must be an object");
-  } else {
-    json args = req.contains("args") && req["args"].is_object() ? req["args"] : json::object();
-    reply = call(req["cmd"].get<std::string>(), args);
-  }
+  *req = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (req->is_discarded()) return ctl_error(ctl_code::kBadRequest, "request is not valid JSON");
+  if (!req->is_object() || !req->contains("cmd") || !(*req)["cmd"].is_string())
+    return ctl_error(ctl_code::kBadRequest, "request must be an object with a string \"cmd\"");
+  if (req->contains("args") && !(*req)["args"].is_object() && !(*req)["args"].is_null())
+    return ctl_error(ctl_code::kBadRequest, "\"args\" must be an object");
+  *args = req->contains("args") && (*req)["args"].is_object() ? (*req)["args"] : json::object();
+  return json();
+}
+
+json ControlServer::finish(const json& req, json reply) {
   if (req.is_object() && req.contains("id")) reply["id"] = req["id"];
-  {
-    std::lock_guard lk(mu_);
-    ++stats_.requests;
-    if (!reply["ok"].get<bool>()) ++stats_.errors;
-  }
+  std::lock_guard lk(mu_);
+  ++stats_.requests;
+  if (!reply["ok"].get<bool>()) ++stats_.errors;
   return reply;
+}
+
+json ControlServer::dispatch(std::string_view line) {
+  json req, args;
+  json reply = parse_request(line, &req, &args);
+  if (reply.is_null()) reply = call(req["cmd"].get<std::string>(), args);
+  return finish(req, std::move(reply));
 }
 
 void ControlServer::start() {
@@ -234,8 +262,18 @@ void ControlServer::stop() {
   running_ = false;
 }
 
+// The one slow command in flight: its thread, its client (null once that client is gone) and reply.
+struct ControlServer::Job : JobControl {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  json reply;
+  Client* client = nullptr;
+};
+
 void ControlServer::run() {
   std::list<Client> clients;
+  std::unique_ptr<Job> job;
+  const auto job_timeout = std::chrono::milliseconds(std::max(cfg_.job_timeout_ms, cfg_.request_timeout_ms));
   const auto timeout = std::chrono::milliseconds(cfg_.request_timeout_ms);
   std::vector<pollfd> pfds;
   std::vector<Client*> order;
@@ -249,7 +287,7 @@ void ControlServer::run() {
   // Answers complete lines one at a time: the next request is read only once the previous
   // reply left, so a client that pipelines without reading cannot make us buffer without bound.
   auto service = [&](Client& c) {
-    while (c.out.empty() && !c.close_after_write) {
+    while (c.out.empty() && !c.close_after_write && !c.waiting) {
       const size_t nl = c.in.find('\n');
       if (nl == std::string::npos) {
         if (c.in.size() > cfg_.max_message_bytes) {
@@ -279,7 +317,33 @@ void ControlServer::run() {
       std::string line = c.in.substr(0, nl);
       c.in.erase(0, nl + 1);
       if (line.empty() || line == "\r") continue;  // blank lines are keep-alives, not requests
-      c.out = dump_line(dispatch(line));
+      json req, args;
+      json bad = parse_request(line, &req, &args);
+      if (bad.is_null() && is_async(req["cmd"].get<std::string>())) {
+        if (job) {
+          c.out = dump_line(finish(req, ctl_error(ctl_code::kBusy, "command '" + req["cmd"].get<std::string>() +
+                                                                   "' waits for another slow command; retry later")));
+        } else {
+          // Off this thread: the server keeps answering everyone else meanwhile.
+          job = std::make_unique<Job>();
+          job->client = &c;
+          c.waiting = true;
+          c.deadline = Clock::now() + job_timeout;
+          Job* j = job.get();
+          j->thread = std::thread([this, j, req = std::move(req), args = std::move(args)] {
+            json reply = finish(req, call(req["cmd"].get<std::string>(), args, j));
+            j->reply = std::move(reply);
+            j->done = true;
+            const uint64_t one = 1;
+            (void)!::write(wake_fd_, &one, sizeof(one));
+          });
+          return;
+        }
+        c.out_off = 0;
+        c.deadline = Clock::now() + timeout;
+        continue;
+      }
+      c.out = dump_line(bad.is_null() ? dispatch(line) : finish(req, std::move(bad)));
       c.out_off = 0;
       c.deadline = Clock::now() + timeout;
     }
@@ -293,8 +357,9 @@ void ControlServer::run() {
     auto now = Clock::now();
     auto next_deadline = now + std::chrono::hours(1);
     for (Client& c : clients) {
-      short ev = 0;
-      if (!c.out.empty()) ev |= POLLOUT;
+      short ev = 0;  // a waiting client: POLLHUP (always reported) says it went away
+      if (c.waiting) ev = 0;
+      else if (!c.out.empty()) ev |= POLLOUT;
       else if (!c.close_after_write && !c.peer_eof) ev |= POLLIN;
       pfds.push_back({c.fd, ev, 0});
       order.push_back(&c);
@@ -309,6 +374,20 @@ void ControlServer::run() {
       break;
     }
     if (stop_) break;
+    if (pfds[0].revents & POLLIN) {
+      uint64_t v = 0;
+      (void)!::read(wake_fd_, &v, sizeof v);
+    }
+    if (job && job->done) {  // the slow command finished: its reply goes to its client, if still there
+      job->thread.join();
+      if (Client* c = job->client) {
+        c->waiting = false;
+        c->out = dump_line(job->reply);
+        c->out_off = 0;
+        c->deadline = Clock::now() + timeout;
+      }
+      job.reset();
+    }
 
     if (pfds[1].revents & POLLIN) {
       for (;;) {
@@ -332,6 +411,17 @@ void ControlServer::run() {
       Client& c = *order[i];
       const short re = pfds[i + 2].revents;
       if (re == 0) continue;
+      if (c.waiting) {
+        if (re & (POLLERR | POLLHUP)) {  // gone before its reply: the slow command is abandoned
+          if (job && job->client == &c) {
+            job->try_abandon();  // or, if already committing, it completes and its reply is dropped
+            job->client = nullptr;
+          }
+          c.waiting = false;
+          c.close_after_write = true;
+        }
+        continue;
+      }
       if ((re & POLLERR) || ((re & POLLHUP) && !(re & POLLIN))) {
         c.out.clear();  // peer is gone: nothing more can be delivered
         c.out_off = 0;
@@ -377,10 +467,19 @@ void ControlServer::run() {
     for (auto it = clients.begin(); it != clients.end();) {
       Client& c = *it;
       bool drop = false;
-      if (c.out.empty() && (c.close_after_write || c.peer_eof)) {
+      if (c.waiting && now < c.deadline) {
+        // its reply comes from the job thread (a half-closed client still reads it)
+      } else if (c.out.empty() && (c.close_after_write || c.peer_eof) && !c.waiting) {
         drop = true;
+      } else if (c.waiting && job && job->client == &c && !job->try_abandon()) {
+        // past its deadline but already applying: the reply follows in a moment
       } else if (now >= c.deadline) {
-        if (c.out.empty()) {
+        if (c.waiting) {
+          if (job && job->client == &c) job->client = nullptr;
+          send_now(c.fd, dump_line(ctl_error(ctl_code::kTimeout, "command did not finish within " +
+                                                                     std::to_string(job_timeout.count()) +
+                                                                     " ms; abandoned, nothing changed")));
+        } else if (c.out.empty()) {
           send_now(c.fd, dump_line(ctl_error(ctl_code::kTimeout,
                                              "no complete request within " +
                                                  std::to_string(cfg_.request_timeout_ms) + " ms")));
@@ -395,6 +494,12 @@ void ControlServer::run() {
         ++it;
       }
     }
+  }
+  // Stopping: a slow command in flight is abandoned (its commit step never runs). Its prepare
+  // step notices the flag at its next check; a model load is bounded by the size limit.
+  if (job) {
+    job->try_abandon();
+    job->thread.join();
   }
   for (Client& c : clients) ::close(c.fd);
 }

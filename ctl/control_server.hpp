@@ -23,6 +23,7 @@ struct ControlServerConfig {
   int request_timeout_ms = 5000;        // a client must send a full request (and read its reply) within this
   size_t max_message_bytes = 64 * 1024; // one request line, newline excluded
   int max_clients = 128;                // further connections get a "busy" error reply and are closed
+  int job_timeout_ms = 60000;           // a slow command (handle_async) must finish within this
 };
 
 // Throw from a handler to choose the error code of the reply (default code: "failed").
@@ -40,6 +41,7 @@ inline constexpr const char* kTooLarge = "too_large";      // request longer tha
 inline constexpr const char* kTimeout = "timeout";         // no full request within request_timeout_ms
 inline constexpr const char* kBusy = "busy";               // max_clients reached
 inline constexpr const char* kFailed = "failed";           // handler threw a std::exception
+inline constexpr const char* kCancelled = "cancelled";     // a slow command abandoned: nothing changed
 }  // namespace ctl_code
 
 struct ControlServerStats {
@@ -53,6 +55,14 @@ struct ControlServerStats {
 class ControlServer {
  public:
   using Handler = std::function<nlohmann::json(const nlohmann::json& args)>;
+  // A slow command (e.g. loading a model file) in two steps. The prepare step runs on a job
+  // thread of its own, with no lock held, while the server goes on answering other clients; it
+  // may watch `cancelled` (set when the client goes away, its deadline passes or the server
+  // stops) and stop early. The commit step it returns runs like a Handler (one handler at a time),
+  // and only if the request was not cancelled: a request abandoned by its client changes nothing.
+  // One slow command runs at a time: a second one meanwhile gets a "busy" error reply.
+  using Commit = std::function<nlohmann::json()>;
+  using AsyncHandler = std::function<Commit(const nlohmann::json& args, const std::atomic<bool>& cancelled)>;
 
   explicit ControlServer(ControlServerConfig cfg);
   ~ControlServer();  // stop()
@@ -65,6 +75,7 @@ class ControlServer {
   // args is always a JSON object ({} when the request had none). The returned JSON becomes
   // "result". Throwing CommandError/std::exception yields {"ok":false,...}.
   void handle(const std::string& name, Handler h, const std::string& help = "");
+  void handle_async(const std::string& name, AsyncHandler h, const std::string& help = "");
 
   // Creates the socket (mode 0600; missing parent directories are created, 0777 & ~umask), removes a
   // stale socket file nothing listens on, and starts the thread. Throws std::runtime_error
@@ -79,16 +90,39 @@ class ControlServer {
   ControlServerStats stats() const;
 
   // Runs one request line through the dispatcher, as if a client had sent it; returns the reply
-  // object. Thread-safe. Used by the server thread, the telemetry bridge and tests.
+  // object. Thread-safe. Used by the server thread, the telemetry bridge and tests. A slow
+  // command runs both its steps in the calling thread.
   nlohmann::json dispatch(std::string_view line);
 
  private:
   struct Entry {
     Handler fn;
+    AsyncHandler async;
     std::string help;
   };
+  // A slow command's fate, decided once: it commits, or it is abandoned, never both.
+  struct JobControl {
+    std::atomic<bool> cancelled{false};  // what the prepare step watches
+    std::atomic<int> phase{0};           // 0 preparing, 1 committing, 2 abandoned
+    bool try_commit() {
+      int e = 0;
+      return phase.compare_exchange_strong(e, 1);
+    }
+    bool try_abandon() {  // false: already committing (its reply is near)
+      int e = 0;
+      const bool ok = phase.compare_exchange_strong(e, 2) || e == 2;
+      if (ok) cancelled = true;
+      return ok;
+    }
+  };
+  struct Job;  // the slow command in flight (control_server.cpp)
   void run();
-  nlohmann::json call(const std::string& name, const nlohmann::json& args);
+  nlohmann::json call(const std::string& name, const nlohmann::json& args, JobControl* job = nullptr);
+  // Parses a request line: the error reply when it is not a request, else {} and fills req/args.
+  nlohmann::json parse_request(std::string_view line, nlohmann::json* req, nlohmann::json* args) const;
+  // Copies the request's "id" into the reply and counts it.
+  nlohmann::json finish(const nlohmann::json& req, nlohmann::json reply);
+  bool is_async(const std::string& name) const;
 
   ControlServerConfig cfg_;
   mutable std::mutex mu_;  // guards handlers_ and stats_

@@ -219,7 +219,9 @@ struct App::Impl {
   nlohmann::ordered_json stats_json() const;
   nlohmann::json flow_json(const FlowView& v, uint32_t lcore) const;
   nlohmann::json model_json(const Served& s) const;
-  nlohmann::json model_load(const std::string& path);
+  // `model load`: read, validate and build off the control thread (prepare), then publish
+  // (the returned commit step), unless the request was abandoned meanwhile.
+  ControlServer::Commit model_load(const std::string& path, const std::atomic<bool>& cancelled);
   nlohmann::json model_rollback();
   // Puts one flow question to every polling lcore and waits for all answers (the lcores
   // answer between bursts; see FlowQuery). Throws CommandError when an lcore does not answer.
@@ -1073,8 +1075,11 @@ void App::Impl::start_control() {
       return nlohmann::json{{"current", model_json(current)},
                             {"previous", previous.model ? model_json(previous) : nlohmann::json(nullptr)}};
     }, "the serving model and the previous one");
-    ctl->handle("model.load", [this](const nlohmann::json& a) { return model_load(a.at("path").get<std::string>()); },
-                "validate, build and publish a model file");
+    ctl->handle_async("model.load",
+                      [this](const nlohmann::json& a, const std::atomic<bool>& cancelled) {
+                        return model_load(a.at("path").get<std::string>(), cancelled);
+                      },
+                      "validate, build and publish a model file (off the control thread)");
     ctl->handle("model.rollback", [this](const nlohmann::json&) { return model_rollback(); },
                 "serve the previous model again");
     ctl->handle("outputs.rotate", [this](const nlohmann::json&) {
@@ -1141,44 +1146,64 @@ nlohmann::json App::Impl::flow_json(const FlowView& v, uint32_t lcore) const {
   return j;
 }
 
-nlohmann::json App::Impl::model_load(const std::string& path) {
+ControlServer::Commit App::Impl::model_load(const std::string& path, const std::atomic<bool>& cancelled) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) || access(path.c_str(), R_OK) != 0)
     throw CommandError("model_unreadable", "model " + path + ": missing or not readable");
+  const uintmax_t size = fs::file_size(path, ec);
+  const uintmax_t limit = uintmax_t{cfg.model_max_mb} << 20;
+  if (ec || size > limit)
+    throw CommandError("model_too_large", "model " + path + ": " + std::to_string(size >> 20) + " MiB, larger than " +
+                                              std::to_string(cfg.model_max_mb) +
+                                              " MiB (control.model_max_mb); raise the limit if the file is right");
+  auto abandoned = [&] {
+    if (cancelled) throw CommandError(ctl_code::kCancelled, "model load of " + path + " abandoned");
+  };
   std::shared_ptr<const Model> m;
   try {
     m = Model::load(path);
   } catch (const std::exception& e) {
     throw CommandError("model_invalid", e.what());
   }
+  abandoned();
+  WindowPolicy running;
+  {
+    std::lock_guard lk(model_mu);
+    running = current.model->info().picture.window;
+  }
   const WindowPolicy& a = m->info().picture.window;
-  const WindowPolicy& b = current.model->info().picture.window;
-  if (!same_window(a, b, kEveryWindowKey))
+  if (!same_window(a, running, kEveryWindowKey))
     throw CommandError("model_incompatible", "model " + m->id() + ": its windows (" + window_text(a) +
-                                                 ") differ from the running flow tables' (" + window_text(b) + ")");
+                                                 ") differ from the running flow tables' (" + window_text(running) + ")");
   try {  // builds the oneDNN primitives here, off the fast path, before anything is published
     Network probe(m, static_cast<int>(cfg.batch), static_cast<int>(cfg.infer_threads));
+    abandoned();
     if (const std::string why = probe.probe_outputs(); !why.empty()) throw std::runtime_error(why);
+  } catch (const CommandError&) {
+    throw;
   } catch (const std::exception& e) {
     throw CommandError("model_invalid", "model " + m->id() + ": cannot run it: " + e.what());
   }
-  Served next;
-  next.model = m;
-  next.path = fs::absolute(path).string();
-  next.loaded_at = iso_now();
-  try {
-    next.tag = pipeline->publish_model(m);
-  } catch (const std::exception& e) {
-    throw CommandError("model_invalid", e.what());
-  }
-  for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
-  std::lock_guard lk(model_mu);
-  tag_ids[next.tag] = m->id();
-  const std::string old = current.model->id();
-  previous = std::move(current);
-  current = std::move(next);
-  spdlog::info("model {} now serving (previous {})", current.model->id(), old);
-  return {{"id", current.model->id()}, {"previous", old}, {"applied_from", "next window"}};
+  abandoned();
+  return [this, m, abs = fs::absolute(path).string()] {
+    Served next;
+    next.model = m;
+    next.path = abs;
+    next.loaded_at = iso_now();
+    try {
+      next.tag = pipeline->publish_model(m);
+    } catch (const std::exception& e) {
+      throw CommandError("model_invalid", e.what());
+    }
+    for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
+    std::lock_guard lk(model_mu);
+    tag_ids[next.tag] = m->id();
+    const std::string old = current.model->id();
+    previous = std::move(current);
+    current = std::move(next);
+    spdlog::info("model {} now serving (previous {})", current.model->id(), old);
+    return nlohmann::json{{"id", current.model->id()}, {"previous", old}, {"applied_from", "next window"}};
+  };
 }
 
 nlohmann::json App::Impl::model_rollback() {

@@ -378,8 +378,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   }
 
   if (const auto ctl = root["control"]; ctl && !ctl.IsNull()) {
-    rd.check_keys(ctl, "control", {"socket", "prometheus"});
+    rd.check_keys(ctl, "control", {"socket", "model_max_mb", "prometheus"});
     if (ctl["socket"]) c.control_socket = rd.str(ctl["socket"], "control.socket");
+    if (ctl["model_max_mb"])
+      c.model_max_mb = static_cast<uint32_t>(rd.uint(ctl["model_max_mb"], "control.model_max_mb", 1, 4096));
     if (const auto pr = ctl["prometheus"]; pr && !pr.IsNull()) {
       rd.check_keys(pr, "control.prometheus", {"enabled", "address", "port"});
       if (pr["enabled"]) c.prometheus_enabled = rd.boolean(pr["enabled"], "control.prometheus.enabled");

@@ -66,6 +66,9 @@ struct Config {
   double stats_interval_s = 10.0;           // 0 = no periodic stats line
   std::map<std::string, Action> actions;    // by class name (or "unknown")
   std::string control_socket;               // empty = no control socket (flowpicctl)
+  // `model load` refuses files larger than this before reading them. The paper's 1500x1500
+  // network is a 1.04 MiB file, the shipped lenet models 0.25 MiB.
+  uint32_t model_max_mb = 16;
   bool prometheus_enabled = false;          // Prometheus text endpoint
   std::string prometheus_address = "127.0.0.1";
   uint16_t prometheus_port = 9470;

@@ -59,7 +59,8 @@ class FakeAppliance {
     s.handle("flows.top", [this](const json& a) { return flows_top(a); }, "top flows");
     s.handle("flows.get", [this](const json& a) { return flows_get(a); }, "one flow");
     s.handle("model.show", [this](const json&) { return model_show(); }, "model");
-    s.handle("model.load", [this](const json& a) { return model_load(a); }, "load a model");
+    s.handle_async("model.load", [this](const json& a, const std::atomic<bool>& cancelled) { return model_load(a, cancelled); },
+                   "load a model");
     s.handle("model.rollback", [this](const json&) { return model_rollback(); }, "previous model");
     s.handle("outputs.rotate", [this](const json&) {
       ++rotations_;
@@ -125,8 +126,10 @@ class FakeAppliance {
     std::lock_guard lk(mu_);
     return {{"current", current_.to_json()}, {"previous", previous_.to_json()}};
   }
-  // A "model file" here is JSON {"format":"fake-model","id":...,"arch":...,"classes":[...]}.
-  json model_load(const json& a) {
+  // A "model file" here is JSON {"format":"fake-model","id":...,"arch":...,"classes":[...]}; with
+  // "stall": true, reading it takes until release_stall() (or until the request is cancelled),
+  // like a huge file on a slow disk. Read and checked in the prepare step, applied in the commit.
+  ControlServer::Commit model_load(const json& a, const std::atomic<bool>& cancelled) {
     const std::string path = a.at("path").get<std::string>();
     last_load_path_ = path;
     std::ifstream in(path);
@@ -134,14 +137,30 @@ class FakeAppliance {
     json m = json::parse(in, nullptr, false);
     if (m.is_discarded() || !m.is_object() || m.value("format", "") != "fake-model" || !m.contains("id"))
       throw CommandError("model_invalid", "not a model file: " + path);
-    std::lock_guard lk(mu_);
-    if (m["classes"].size() != current_.classes.size())
-      throw CommandError("model_incompatible", "model has " + std::to_string(m["classes"].size()) +
-                                                   " classes, the running one " + std::to_string(current_.classes.size()));
-    previous_ = current_;
-    current_ = {m["id"], path, m.value("arch", "lenet"), "2024-01-02T00:00:00Z", m["classes"]};
-    return {{"id", current_.id}, {"previous", previous_.id}, {"applied_from", "next window"}};
+    if (m.value("stall", false)) {
+      ++stalls_;
+      while (!release_ && !cancelled) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (cancelled) {
+        ++cancelled_;
+        throw CommandError(ctl_code::kCancelled, "abandoned");
+      }
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (m["classes"].size() != current_.classes.size())
+        throw CommandError("model_incompatible", "model has " + std::to_string(m["classes"].size()) +
+                                                     " classes, the running one " + std::to_string(current_.classes.size()));
+    }
+    return [this, m, path] {
+      std::lock_guard lk(mu_);
+      previous_ = current_;
+      current_ = {m["id"], path, m.value("arch", "lenet"), "2024-01-02T00:00:00Z", m["classes"]};
+      return json{{"id", current_.id}, {"previous", previous_.id}, {"applied_from", "next window"}};
+    };
   }
+  void release_stall() { release_ = true; }
+  std::atomic<int> stalls_{0}, cancelled_{0};
+  std::atomic<bool> release_{false};
   json model_rollback() {
     std::lock_guard lk(mu_);
     if (previous_.id.empty()) throw CommandError("no_previous", "no previous model to roll back to");
@@ -172,6 +191,7 @@ class ControlTest : public ::testing::Test {
     dir_ = ctltest::make_temp_dir("flowpic-ctl");
     cfg_.socket_path = dir_ + "/run/flowpicd.sock";  // run/ does not exist yet: start() creates it
     cfg_.request_timeout_ms = 400;
+    cfg_.job_timeout_ms = 1500;  // a slow command's deadline (model load)
     server_ = std::make_unique<ControlServer>(cfg_);
     app_ = std::make_unique<FakeAppliance>(*server_);
     server_->start();
@@ -366,6 +386,81 @@ TEST_F(ControlTest, ControlCharactersInNamesAreEscaped) {
     EXPECT_EQ(out.find('\r'), std::string::npos) << out;
   }
   EXPECT_EQ(ctl_json({"model", "show"})["current"]["id"], evil_id);
+}
+
+// Issue 17: a slow `model load` (a huge file, a slow disk) runs off the control thread. While it
+// reads, other requests are answered; a second load gets "busy"; the reply reaches its client
+// when the load is done, and only then does the model change.
+TEST_F(ControlTest, SlowModelLoadLeavesOtherRequestsAnswered) {
+  const json classes = {"VoIP", "Video", "File_Transfer", "Chat", "Browsing"};
+  write_model("slow.json", {{"format", "fake-model"}, {"id", "slow-b"}, {"classes", classes}, {"stall", true}});
+  RawClient loader(cfg_.socket_path);
+  ASSERT_TRUE(loader.ok());
+  loader.send_all(json{{"cmd", "model.load"}, {"args", {{"path", dir_ + "/slow.json"}}}}.dump() + "\n");
+  for (int i = 0; i < 500 && app_->stalls_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(app_->stalls_, 1);
+  // Meanwhile: status and model show are answered at once, from the old model.
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = ctl({"status"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
+  EXPECT_EQ(ctl_json({"model", "show"})["current"]["id"], "ode-lenet-a");
+  // A second load while the first reads: busy, and nothing else changes.
+  r = ctl({"--json", "model", "load", dir_ + "/slow.json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(json::parse(r.out, nullptr, false).value("code", ""), "busy") << r.out;
+  EXPECT_EQ(loader.read_line(50), "") << "no reply before the load is done";
+  app_->release_stall();
+  const json reply = json::parse(loader.read_line(3000), nullptr, false);
+  ASSERT_TRUE(reply.is_object());
+  EXPECT_TRUE(reply.value("ok", false)) << reply.dump();
+  EXPECT_EQ(reply["result"]["id"], "slow-b");
+  EXPECT_EQ(app_->current_id(), "slow-b");
+}
+
+// A load whose client goes away (flowpicctl timed out, ^C) is abandoned: its model is never
+// applied, and the next load runs. Stopping the server does not wait for a stalled load either.
+TEST_F(ControlTest, AbandonedModelLoadChangesNothingAndStopDoesNotWait) {
+  const json classes = {"VoIP", "Video", "File_Transfer", "Chat", "Browsing"};
+  write_model("slow.json", {{"format", "fake-model"}, {"id", "slow-b"}, {"classes", classes}, {"stall", true}});
+  write_model("b.json", {{"format", "fake-model"}, {"id", "ode-lenet-b"}, {"classes", classes}});
+  {
+    RunResult r = ctl({"--timeout", "300", "model", "load", dir_ + "/slow.json"});
+    EXPECT_EQ(r.code, 4) << "flowpicctl times out: " << r.err;
+  }
+  for (int i = 0; i < 1000 && app_->cancelled_ == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(app_->cancelled_, 1) << "the server did not abandon the load of a client that left";
+  EXPECT_EQ(app_->current_id(), "ode-lenet-a");
+  // The server is free for the next load.
+  RunResult r = ctl({"model", "load", dir_ + "/b.json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(app_->current_id(), "ode-lenet-b");
+
+  // The server's own deadline for a slow command (job_timeout_ms, 1.5 s here) passes: the client
+  // is told, the load is abandoned, nothing changes.
+  {
+    RawClient c(cfg_.socket_path);
+    c.send_all(json{{"cmd", "model.load"}, {"args", {{"path", dir_ + "/slow.json"}}}}.dump() + "\n");
+    const json reply = json::parse(c.read_line(5000), nullptr, false);
+    ASSERT_TRUE(reply.is_object());
+    EXPECT_EQ(reply.value("code", ""), "timeout") << reply.dump();
+    EXPECT_NE(reply.value("error", "").find("nothing changed"), std::string::npos) << reply.dump();
+  }
+  for (int i = 0; i < 1000 && app_->cancelled_ < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(app_->cancelled_, 2);
+  EXPECT_EQ(app_->current_id(), "ode-lenet-b");
+  {
+    RawClient c(cfg_.socket_path);
+    c.send_all(json{{"cmd", "model.load"}, {"args", {{"path", dir_ + "/slow.json"}}}}.dump() + "\n");
+    for (int i = 0; i < 500 && app_->stalls_ < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(app_->stalls_, 3);
+    // Stop while it stalls (SIGTERM in flowpicd): stop() returns once the load sees it was abandoned.
+    const auto t0 = std::chrono::steady_clock::now();
+    server_->stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  }
+  EXPECT_EQ(app_->cancelled_, 3);
+  EXPECT_EQ(app_->current_id(), "ode-lenet-b");
 }
 
 TEST_F(ControlTest, OutputsRotateAndLogLevel) {

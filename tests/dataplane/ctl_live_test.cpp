@@ -228,6 +228,15 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
     const RunResult why = ctl.run({"model", "load", timew});
     EXPECT_EQ(why.exit_code, 1);
     EXPECT_NE(why.err.find("count windows of 20 packets"), std::string::npos) << why.err;
+    // Larger than control.model_max_mb (16 MiB by default): refused before a byte is read.
+    {
+      const std::string big = dir_ / "huge.fpm";
+      write_file(big, bytes);
+      std::filesystem::resize_file(big, (16u << 20) + 1);  // sparse: costs no disk
+      EXPECT_EQ(ctl.refused({"model", "load", big}), "model_too_large");
+      const RunResult too = ctl.run({"model", "load", big});
+      EXPECT_NE(too.err.find("control.model_max_mb"), std::string::npos) << too.err;
+    }
     ms = ctl.ok({"model", "show"});
     EXPECT_EQ(ms["current"]["id"], id2) << "a rejected file replaced the serving model";
     EXPECT_EQ(ms["previous"]["id"], id1);
