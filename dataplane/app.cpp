@@ -148,6 +148,14 @@ struct App::Impl {
   ClassTable classes;
   std::unique_ptr<Pipeline> pipeline;
   std::vector<PortRuntime> ports;
+  // rx_pcap replays, read through once at start (issue 17): how many records the capture holds
+  // and whether reading stopped on a corrupt or truncated record, by port name.
+  struct CaptureScan {
+    std::string file;
+    uint64_t packets = 0;
+    std::string error;  // empty: read to its end
+  };
+  std::map<std::string, CaptureScan> captures;
   std::vector<std::unique_ptr<LcoreState>> lcores;
   std::map<int, rte_mempool*> mbuf_pools;  // by NUMA socket
   std::atomic<bool> stop{false};
@@ -346,11 +354,25 @@ void App::Impl::preflight() {
         // net_pcap hands every record to the port as an Ethernet frame: a capture of another link
         // type would give no verdict, every packet counted not_ip (issue 17). Refuse it here.
         int dlt = -1;
+        CaptureScan scan;
+        scan.file = v;
         try {
-          dlt = PcapReader(v).dlt();
+          PcapReader r(v);
+          dlt = r.dlt();
+          RawPacket pkt{};
+          while (r.next(pkt)) {
+          }
+          scan.packets = r.packets_read();
+          scan.error = r.error();
         } catch (const std::exception& e) {
           throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap: " + e.what());
         }
+        if (!scan.error.empty())
+          spdlog::warn("port {}: rx_pcap '{}' is corrupt or truncated after {} packets ({}): the replay reads what "
+                       "libpcap reads past that point, `flowpic classify` stops there; repair the capture "
+                       "(e.g. editcap or pcapfix) for matching verdicts",
+                       p.name, v, scan.packets, scan.error);
+        captures[p.name] = std::move(scan);
         if (dlt != 1)
           throw StartError("config " + cfg.source + ": port " + p.name + ": rx_pcap '" + v + "' has link type " +
                            std::to_string(dlt) + " (" + link_type_name(link_type_from_dlt(dlt)) +
@@ -877,6 +899,10 @@ nlohmann::ordered_json App::Impl::summary() const {
     p["rx_bytes"] = rx_bytes;
     p["forwarded_bytes"] = fwd_bytes;
     p["dropped"] = {{"action", act}, {"tx_full", full}};
+    if (const auto c = captures.find(pr.cfg->name); c != captures.end())
+      p["capture"] = {{"file", c->second.file},
+                      {"packets", c->second.packets},
+                      {"error", c->second.error.empty() ? J(nullptr) : J(c->second.error)}};
     rte_eth_stats st{};
     if (pr.started && rte_eth_stats_get(pr.id, &st) == 0)
       p["device_stats"] = {{"ipackets", st.ipackets}, {"opackets", st.opackets}, {"imissed", st.imissed},
@@ -980,6 +1006,10 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
          std::to_string(p["forwarded"].get<uint64_t>()) + "  dropped: action " +
          std::to_string(p["dropped"]["action"].get<uint64_t>()) + ", tx_full " +
          std::to_string(p["dropped"]["tx_full"].get<uint64_t>()));
+    if (p.contains("capture") && !p["capture"]["error"].is_null())
+      line("  WARNING: capture " + p["capture"]["file"].get<std::string>() + " is corrupt or truncated after " +
+           std::to_string(p["capture"]["packets"].get<uint64_t>()) + " packets (" +
+           p["capture"]["error"].get<std::string>() + ")");
   }
   for (const auto& l : s["lcores"]) {
     std::string parse;

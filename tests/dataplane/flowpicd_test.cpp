@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -387,6 +388,49 @@ TEST_F(Flowpicd, NonEthernetReplaysAreRefusedNamingTheLinkType) {
 
 // Issue 17: every run left /var/run/dpdk/<prefix>/ behind (the suite's unique prefixes piled
 // up gigabytes of tmpfs); flowpicd removes its runtime directory at exit.
+// Issue 17: a corrupt or truncated replay capture is said loudly and counted, as `flowpic
+// classify` does (exit 3): a warning at start and in the summary, and the summary's
+// ports[].capture holds the packets before the bad record and libpcap's error.
+TEST_F(Flowpicd, CorruptOrTruncatedCaptureIsWarnedAndCounted) {
+  const std::string good = capture("wa_voice.pcap");
+  const std::string bytes = read_file(good);
+  const std::size_t packets = read_pcap_packets(good).size();
+  // Truncated: the last record loses its last 10 bytes.
+  const std::string cut = dir_ / "cut.pcap";
+  write_file(cut, bytes.substr(0, bytes.size() - 10));
+  // Corrupt: record 6's caplen set to 0x7fffffff (the pcap header is 24 bytes, each record 16 + caplen).
+  std::string bad = bytes;
+  std::size_t off = 24;
+  for (int i = 0; i < 5; ++i) {
+    uint32_t caplen = 0;
+    std::memcpy(&caplen, bad.data() + off + 8, 4);
+    off += 16 + caplen;
+  }
+  const uint32_t huge = 0x7fffffff;
+  std::memcpy(bad.data() + off + 8, &huge, 4);
+  const std::string corrupt = dir_ / "corrupt.pcap";
+  write_file(corrupt, bad);
+  for (const auto& [file, before] : std::vector<std::pair<std::string, uint64_t>>{{cut, packets - 1}, {corrupt, 5}}) {
+    SCOPED_TRACE(file);
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(replay(file)), "corrupt");
+    expect_clean_run(r);
+    if (HasFatalFailure()) return;
+    EXPECT_NE(r.err.find("is corrupt or truncated after " + std::to_string(before) + " packets"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("WARNING: capture"), std::string::npos) << "the summary must repeat it\n" << r.err;
+    const auto& c = r.summary["ports"][0]["capture"];
+    EXPECT_EQ(c["packets"].get<uint64_t>(), before) << c.dump();
+    EXPECT_TRUE(c["error"].is_string()) << c.dump();
+    const RunResult cl = run_process(flowpic_bin(), {"classify", file, "-m", model_}, dir_.path(), 60, "corrupt_c");
+    EXPECT_EQ(cl.exit_code, 3) << cl.err;
+  }
+  // A whole capture: no warning, error null.
+  const RunResult ok = run_flowpicd(dir_.path(), yaml_config(replay(good)), "whole");
+  expect_clean_run(ok);
+  EXPECT_EQ(ok.err.find("corrupt or truncated"), std::string::npos) << ok.err;
+  EXPECT_TRUE(ok.summary["ports"][0]["capture"]["error"].is_null());
+  EXPECT_EQ(ok.summary["ports"][0]["capture"]["packets"].get<uint64_t>(), packets);
+}
+
 TEST_F(Flowpicd, LeavesNoDpdkRuntimeDirectory) {
   ConfigSpec c = replay(capture("zoom2.pcap"));
   c.prefix = unique_prefix();
