@@ -43,7 +43,7 @@ namespace flowpic {
 
 namespace {
 
-std::atomic<int> g_signal{0};        // SIGINT / SIGTERM: stop
+std::atomic<int> g_signal{0};        // SIGINT / SIGTERM / SIGQUIT: stop
 std::atomic<uint32_t> g_hup{0};      // SIGHUP: reopen the outputs (log rotation)
 std::atomic<uint32_t> g_usr1{0};     // SIGUSR1: print a stats line now
 void on_signal(int sig) { g_signal.store(sig); }
@@ -739,12 +739,15 @@ void App::Impl::print_placement() const {
 void App::start() {
   auto& d = *impl_;
   if (!d.model) d.preflight();
+  // From here every stop signal is a clean stop: a SIGTERM while EAL and the ports start is
+  // acted on by run() at once, with the summary, and the sockets and DPDK runtime files removed.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGQUIT, on_signal);
   d.init_eal();
   d.setup_ports();
   d.setup_lcores();
   d.print_placement();
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   std::signal(SIGHUP, on_hup);
   std::signal(SIGUSR1, on_usr1);
   std::signal(SIGPIPE, SIG_IGN);  // a closed verdict pipe is an output error (counted), not an exit
@@ -792,7 +795,10 @@ int App::run() {
   while (true) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const int sig = g_signal.load()) {
-      d.stop_reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig));
+      d.stop_reason = std::string("signal ") + (sig == SIGINT    ? "SIGINT"
+                                                : sig == SIGTERM ? "SIGTERM"
+                                                : sig == SIGQUIT ? "SIGQUIT"
+                                                                 : std::to_string(sig));
       break;
     }
     if (stop_requested_.load()) {

@@ -1,6 +1,9 @@
 // Integration tests: run the built flowpicd on DPDK net_pcap vdevs (--no-huge, unique
 // --file-prefix, CPUs 0-1 only) and check its outputs against known answers.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -768,6 +771,62 @@ TEST_F(Flowpicd, CheckCatchesWhatWouldFailAfterStart) {
   const RunResult ok = run_flowpicd(dir_.path(), yaml_config(replay(pcap)), "check-ok", {"--check"}, 60);
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.err.find("config and model OK"), std::string::npos) << ok.err;
+}
+
+// Issue 17: every way flowpicd stops writes its summary and removes the control socket it made:
+// SIGTERM, SIGINT, SIGQUIT, the end of a replay, and a start that fails after the socket was
+// created (the Prometheus port taken). A SIGKILL cannot; the next start replaces the stale socket.
+TEST_F(Flowpicd, EveryExitPathRemovesTheControlSocket) {
+  const std::string sock = dir_ / "ctl.sock";
+  auto spec = [&](bool exit_at_end) {
+    ConfigSpec c = replay(capture("wa_voice.pcap"));
+    c.exit_at_end = exit_at_end;
+    c.extra = "control: {socket: " + sock + ", prometheus: {enabled: true, address: 127.0.0.1, port: 0}}\n";
+    return c;
+  };
+  auto wait_socket = [&](Daemon& d) {
+    for (int i = 0; i < 600 && d.running() && !std::filesystem::exists(sock); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return std::filesystem::exists(sock);
+  };
+  for (const auto& [sig, name] : std::vector<std::pair<int, std::string>>{
+           {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGQUIT, "SIGQUIT"}}) {
+    SCOPED_TRACE(name);
+    Daemon d(dir_.path(), yaml_config(spec(false)), "exit_" + name);
+    ASSERT_TRUE(wait_socket(d)) << d.err();
+    d.signal(sig);
+    EXPECT_EQ(d.terminate(60), 0) << d.err();
+    EXPECT_FALSE(std::filesystem::exists(sock)) << "socket left after " << name;
+    const json s = d.summary();
+    ASSERT_TRUE(s.is_object()) << d.err();
+    EXPECT_EQ(s["stop_reason"], "signal " + name);
+  }
+  {
+    SCOPED_TRACE("end of replay");
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(spec(true)), "exit_end");
+    expect_clean_run(r);
+    EXPECT_FALSE(std::filesystem::exists(sock));
+  }
+  {
+    SCOPED_TRACE("start fails after the socket");
+    const int busy = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(busy, 1), 0);
+    socklen_t len = sizeof a;
+    getsockname(busy, reinterpret_cast<sockaddr*>(&a), &len);
+    ConfigSpec c = spec(true);
+    c.extra = "control: {socket: " + sock + ", prometheus: {enabled: true, address: 127.0.0.1, port: " +
+              std::to_string(ntohs(a.sin_port)) + "}}\n";
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "exit_fail");
+    close(busy);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("Address already in use"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("control socket listening"), std::string::npos) << "the socket was made first\n" << r.err;
+    EXPECT_FALSE(std::filesystem::exists(sock));
+  }
 }
 
 // Start-up errors: one clear line on stderr, exit code 1.
