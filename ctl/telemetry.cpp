@@ -124,21 +124,23 @@ int add_leaf(rte_tel_data* d, const std::string& raw_name, const json& v) {
   return rte_tel_data_add_dict_string(d, name.c_str(), "null");
 }
 
+// The source runs under the shared lock: clear_telemetry_sources() (exclusive) therefore waits
+// for calls in flight, and what a source points to (flowpicd's ControlServer) may be destroyed
+// once it returns (issue 16: a source copied out of the lock ran on a deleted server). DPDK
+// 22.11 cannot unregister a callback; after the clear it answers "not available".
 int trampoline(const char* cmd, const char* params, rte_tel_data* d) {
-  TelemetrySource src;
+  json j;
   {
     std::shared_lock lk(registry_mu());
     auto it = registry().find(cmd ? cmd : "");
-    if (it != registry().end()) src = it->second;
-  }
-  json j;
-  if (!src) {
-    j = json{{"error", "flowpic telemetry is not available (appliance stopping)"}};
-  } else {
-    try {
-      j = src(params ? params : "");
-    } catch (const std::exception& e) {
-      j = json{{"error", e.what()}};
+    if (it == registry().end() || !it->second) {
+      j = json{{"error", "flowpic telemetry is not available (appliance stopping)"}};
+    } else {
+      try {
+        j = it->second(params ? params : "");
+      } catch (const std::exception& e) {
+        j = json{{"error", e.what()}};
+      }
     }
   }
   return json_to_telemetry(j, d);

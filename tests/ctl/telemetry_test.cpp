@@ -1,7 +1,10 @@
 // /flowpic/ telemetry commands in a real (minimal) EAL, read by DPDK's own dpdk-telemetry.py.
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <set>
 #include <iostream>
 #include <sstream>
@@ -166,4 +169,30 @@ TEST_F(TelemetryTest, ControlCommandsThroughDpdkTelemetry) {
   EXPECT_EQ(r[0]["/flowpic/stats"]["error"], "flowpic telemetry is not available (appliance stopping)");
 }
 
+}  // namespace
+
+namespace {
+// Issue 16: SIGTERM with telemetry requests in flight was a use-after-free (the source, copied out
+// of the registry, ran on a ControlServer already deleted). clear_telemetry_sources() must return
+// only once every call in flight has returned, so what the sources point to can then be freed.
+TEST_F(TelemetryTest, ClearWaitsForCallsInFlight) {
+  std::atomic<bool> entered{false}, finished{false};
+  auto state = std::make_shared<int>(7);
+  std::string err;
+  ASSERT_TRUE(register_telemetry_command("/flowpic/slow", [&, state](const std::string&) {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    finished = true;
+    return json{{"value", *state}};
+  }, "slow source", &err)) << err;
+  std::thread client([&] { query({"/flowpic/slow"}); });
+  for (int i = 0; i < 500 && !entered; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(entered) << "the telemetry call never reached the source";
+  clear_telemetry_sources();
+  EXPECT_TRUE(finished) << "clear returned while a source was still running";
+  client.join();
+  const std::vector<json> r = query({"/flowpic/slow"});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_NE(r[0]["/flowpic/slow"].value("error", "").find("not available"), std::string::npos) << r[0].dump();
+}
 }  // namespace
