@@ -267,6 +267,19 @@ std::vector<Metric> metrics_from_snapshots(const json& stats, const json& status
       if (n.is_number())
         f.add("flowpic_verdicts_total", Metric::Type::kCounter, "Verdicts per class.", {{"class", cls}},
               n.get<double>());
+  if (stats.contains("outputs") && stats["outputs"].is_object())
+    for (const auto& [out, o] : stats["outputs"].items()) {
+      if (!o.is_object()) continue;
+      const std::map<std::string, std::string> l{{"output", out}};
+      if (o.contains("lines") && o["lines"].is_number())
+        f.add("flowpic_output_lines_total", Metric::Type::kCounter, "Lines written per output.", l, o["lines"].get<double>());
+      if (o.contains("dropped") && o["dropped"].is_number())
+        f.add("flowpic_output_dropped_lines_total", Metric::Type::kCounter,
+              "Lines lost per output (write error: full disk, closed pipe).", l, o["dropped"].get<double>());
+      if (o.contains("write_errors") && o["write_errors"].is_number())
+        f.add("flowpic_output_write_errors_total", Metric::Type::kCounter, "Failed writes per output.", l,
+              o["write_errors"].get<double>());
+    }
   return std::move(f.list);
 }
 

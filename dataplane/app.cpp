@@ -1345,6 +1345,11 @@ nlohmann::ordered_json App::Impl::stats_json() const {
                                 {"latency_us", {{"p50", sum["inference"]["latency_us"]["p50"]},
                                                 {"p99", sum["inference"]["latency_us"]["p99"]}}}}}};
   s["classes"] = sum["verdicts"]["by_class"];
+  // Verdict lines written, dropped (write errors: full disk, closed pipe) and failed writes.
+  if (sum.contains("outputs") && sum["outputs"].contains("verdicts")) {
+    const auto& o = sum["outputs"]["verdicts"];
+    s["outputs"] = {{"verdicts", {{"lines", o["lines"]}, {"dropped", o["dropped"]}, {"write_errors", o["write_errors"]}}}};
+  }
   return s;
 }
 

@@ -44,7 +44,8 @@ json sample_stats() {
     "stages": {
       "windows": {"closed": 50, "too_small": 7, "dropped": {"ring_full": 1}},
       "inference": {"batches": 3, "pictures": 43, "queue_depth": 2, "latency_us": {"p50": 150, "p99": 2400}}},
-    "classes": {"VoIP": 20, "Video": 23, "File \"Transfer\"": 0}
+    "classes": {"VoIP": 20, "Video": 23, "File \"Transfer\"": 0},
+    "outputs": {"verdicts": {"lines": 40, "dropped": 3, "write_errors": 1}}
   })");
 }
 
@@ -81,6 +82,9 @@ TEST(PrometheusRender, SnapshotMetricsAreValidAndCorrect) {
   EXPECT_DOUBLE_EQ(value("flowpic_inference_latency_seconds", {{"quantile", "0.99"}}), 0.0024);
   EXPECT_EQ(value("flowpic_verdicts_total", {{"class", "VoIP"}}), 20);
   EXPECT_EQ(value("flowpic_verdicts_total", {{"class", "File \"Transfer\""}}), 0);  // escaped and back
+  EXPECT_EQ(value("flowpic_output_lines_total", {{"output", "verdicts"}}), 40);
+  EXPECT_EQ(value("flowpic_output_dropped_lines_total", {{"output", "verdicts"}}), 3);
+  EXPECT_EQ(value("flowpic_output_write_errors_total", {{"output", "verdicts"}}), 1);
   EXPECT_EQ(value("flowpic_model_info", {{"model", "ode-lenet-1"}, {"classes", "VoIP,Video"}}), 1);
   EXPECT_EQ(value("flowpic_build_info", {{"version", "0.1.0"}}), 1);
   EXPECT_EQ(value("flowpic_uptime_seconds", {}), 12.5);

@@ -264,6 +264,13 @@ TEST_F(FlowpicdCtl, EveryCommandAgainstARunningAppliance) {
     const auto* video = e.find("flowpic_verdicts_total", {{"class", "Video"}});
     ASSERT_NE(video, nullptr) << resp.body;
     EXPECT_EQ(video->value, static_cast<double>(pictures));
+    // The verdict output's lines, as the summary will count them (every verdict written).
+    const auto* lines = e.find("flowpic_output_lines_total", {{"output", "verdicts"}});
+    ASSERT_NE(lines, nullptr) << resp.body;
+    EXPECT_EQ(lines->value, static_cast<double>(pictures));
+    const auto* lost = e.find("flowpic_output_dropped_lines_total", {{"output", "verdicts"}});
+    ASSERT_NE(lost, nullptr) << resp.body;
+    EXPECT_EQ(lost->value, 0);
     bool info = false;
     for (const auto& s : e.samples)
       if (s.name == "flowpic_model_info" && s.labels.count("model") && s.labels.at("model") == id1) info = true;
