@@ -9,6 +9,7 @@
 #include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/un.h>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -49,6 +51,36 @@ std::atomic<uint32_t> g_usr1{0};     // SIGUSR1: print a stats line now
 void on_signal(int sig) { g_signal.store(sig); }
 void on_hup(int) { g_hup.fetch_add(1); }
 void on_usr1(int) { g_usr1.fetch_add(1); }
+
+// Writes `data` to a new file next to `path` (O_EXCL, never through a symlink) and renames it
+// over `path`: a reader never sees half a file, and a symlink planted at `path` is replaced, its
+// target untouched (issue 16: the summary was opened with std::ofstream, as root).
+bool replace_file(const std::string& path, const std::string& data, std::string* err) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      *err = tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    off += static_cast<size_t>(w);
+  }
+  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    *err = path + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
 
 struct PortRuntime {
   const PortConfig* cfg = nullptr;
@@ -849,12 +881,11 @@ int App::run() {
   const auto s = d.summary();
   d.print_summary(s);
   if (!d.opt.summary_json.empty()) {
-    std::ofstream f(d.opt.summary_json);
-    if (!f) {
-      spdlog::error("cannot write the summary to {}", d.opt.summary_json);
+    std::string err;
+    if (!replace_file(d.opt.summary_json, s.dump(2) + "\n", &err)) {
+      spdlog::error("cannot write the summary to {}: {}", d.opt.summary_json, err);
       return 1;
     }
-    f << s.dump(2) << "\n";
   }
   d.shutdown_ports();
   return 0;

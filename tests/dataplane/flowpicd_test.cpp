@@ -434,6 +434,24 @@ TEST_F(Flowpicd, CorruptOrTruncatedCaptureIsWarnedAndCounted) {
   EXPECT_EQ(ok.summary["ports"][0]["capture"]["packets"].get<uint64_t>(), packets);
 }
 
+// Issue 16: the summary was written with std::ofstream, as root, through whatever sat at its
+// path. It is now written to a new file and renamed over the path: a planted symlink is replaced,
+// its target untouched.
+TEST_F(Flowpicd, SummaryReplacesASymlinkAndLeavesItsTargetAlone) {
+  const std::string target = dir_ / "precious.txt";
+  write_file(target, "keep me\n");
+  const std::string cfg = dir_ / "sym.yaml", summary = dir_ / "sym.summary.json";
+  write_file(cfg, yaml_config(replay(capture("wa_voice.pcap"))));
+  ASSERT_EQ(symlink(target.c_str(), summary.c_str()), 0);
+  const RunResult r = run_process(flowpicd_bin(), {"-c", cfg, "--summary-json", summary}, dir_.path(), 120, "sym");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(target), "keep me\n");
+  EXPECT_FALSE(std::filesystem::is_symlink(summary));
+  EXPECT_TRUE(json::parse(read_file(summary), nullptr, false).is_object());
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path()))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "temporary left: " << e.path();
+}
+
 TEST_F(Flowpicd, LeavesNoDpdkRuntimeDirectory) {
   ConfigSpec c = replay(capture("zoom2.pcap"));
   c.prefix = unique_prefix();
