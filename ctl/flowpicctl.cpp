@@ -39,6 +39,7 @@ struct Options {
   std::string socket_path = "/run/flowpic/flowpicd.sock";
   bool json_out = false;
   int timeout_ms = 10000;
+  std::vector<unsigned> allow_uids;  // besides root and the caller: who may serve the socket
 };
 
 struct CallError {
@@ -86,6 +87,22 @@ json call(const Options& o, const std::string& cmd, const json& args) {
     else if (e == EACCES || e == EPERM) hint = " (the socket is mode 0600: run as the user that runs flowpicd)";
     throw CallError{kConnect, "connect",
                     "cannot connect to " + o.socket_path + ": " + std::strerror(e) + hint};
+  }
+  // Who serves the socket? A path in a shared directory can be bound by any local user first
+  // (issue 16: a squatter answered `model load`). Only root, the caller or --allow-uid may.
+  {
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0)
+      throw CallError{kConnect, "peer", std::string("cannot tell who serves ") + o.socket_path + ": " + std::strerror(errno)};
+    const uid_t uid = peer.uid;
+    const bool allowed = uid == 0 || uid == ::getuid() ||
+                         std::find(o.allow_uids.begin(), o.allow_uids.end(), static_cast<unsigned>(uid)) != o.allow_uids.end();
+    if (!allowed)
+      throw CallError{kConnect, "peer",
+                      o.socket_path + " is served by uid " + std::to_string(uid) + " (pid " + std::to_string(peer.pid) +
+                          "), not by root or you: refusing to talk to it (if that is flowpicd's service user, pass "
+                          "--allow-uid " + std::to_string(uid) + ")"};
   }
 
   std::string out = json{{"cmd", cmd}, {"args", args}}.dump() + "\n";
@@ -473,6 +490,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", o.json_out, "print raw JSON replies (for scripts)");
   app.add_option("--timeout", o.timeout_ms, "milliseconds to wait for a reply (default 10000)")
       ->check(CLI::Range(1, 3600 * 1000));
+  app.add_option("--allow-uid", o.allow_uids,
+                 "also trust a control socket served by this uid (flowpicd's service user); by default only root "
+                 "and you")
+      ->check(CLI::Range(0u, 4294967294u));
   app.require_subcommand(1);
   app.fallthrough();  // -s, --json, --timeout also after the command: `flowpicctl stats --json`
 

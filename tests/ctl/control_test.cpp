@@ -716,3 +716,53 @@ TEST_F(ControlTest, SecondInstanceRefusedStaleSocketReplaced) {
 }
 
 }  // namespace
+
+namespace {
+// Issue 16: a socket path in a shared directory can be bound by any local user before flowpicd
+// (a squatter answered `model load` in the trial). flowpicctl asks the kernel who serves the
+// socket (SO_PEERCRED) and talks only to root, itself or --allow-uid. Needs root (to be another
+// uid for the squatter).
+TEST(ControlPeer, FlowpicctlRefusesASocketServedByAnotherUser) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run the squatter as another uid";
+  ASSERT_FALSE(ctl_exe().empty());
+  const std::string dir = ctltest::make_temp_dir("flowpic-squat");
+  ::chmod(dir.c_str(), 0777);
+  const std::string path = dir + "/flowpicd.sock";
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // the squatter: nobody, answering every request "ok"
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(2);
+    ::signal(SIGPIPE, SIG_IGN);  // flowpicctl hangs up on it without reading
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) _exit(3);
+    ::chmod(path.c_str(), 0777);
+    (void)!::write(ready[1], "r", 1);
+    for (;;) {
+      const int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) _exit(0);
+      char buf[4096];
+      (void)!::read(c, buf, sizeof buf);
+      const std::string reply = R"({"ok":true,"result":{"id":"evil-model","previous":"x","applied_from":"next window"}})" "\n";
+      (void)!::write(c, reply.data(), reply.size());
+      ::close(c);
+    }
+  }
+  char r = 0;
+  ASSERT_EQ(::read(ready[0], &r, 1), 1) << "the squatter did not start";
+  RunResult res = ctltest::run(ctl_exe(), {"-s", path, "model", "load", "/tmp/x.fpm"});
+  EXPECT_EQ(res.code, 3) << res.out << res.err;
+  EXPECT_NE(res.err.find("is served by uid 65534"), std::string::npos) << res.err;
+  EXPECT_EQ(res.out.find("evil-model"), std::string::npos) << "flowpicctl believed the squatter: " << res.out;
+  // Trusted on purpose (flowpicd's service user): it talks.
+  res = ctltest::run(ctl_exe(), {"-s", path, "--allow-uid", "65534", "--json", "model", "load", "/tmp/x.fpm"});
+  EXPECT_EQ(res.code, 0) << res.err;
+  EXPECT_NE(res.out.find("evil-model"), std::string::npos) << res.out;
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+}  // namespace
