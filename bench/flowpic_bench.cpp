@@ -13,6 +13,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
+#include <xxhash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -256,6 +257,82 @@ struct CountingSink {
     return true;
   }
 };
+
+// ---------------------------------------------------------------- hashflood
+
+// Hash flooding (issue 16): N flows whose keys were crafted so that XXH3 with seed 0 (an unseeded
+// table) gives them all the same low `bits` bits, replayed like the flowtable bench. Peers in the
+// same run: N random keys, and the crafted keys in a table hashed with seed 0 (the attack's goal).
+struct HashfloodArgs {
+  uint32_t flows = 30000;
+  unsigned bits = 12;
+  uint64_t packets = 6000000;
+};
+
+void bench_hashflood(Report& rep, const HashfloodArgs& a) {
+  std::printf("hashflood: %u flows, keys crafted to share the low %u bits of XXH3(seed 0), %llu packets, cpus %s, load %s\n",
+              a.flows, a.bits, static_cast<unsigned long long>(a.packets), affinity().c_str(), loadavg().c_str());
+  std::mt19937_64 rng(20261201);
+  std::vector<FlowKey> random_keys(a.flows), crafted;
+  for (uint32_t i = 0; i < a.flows; ++i) random_keys[i] = synth_key(i, rng);
+  const uint64_t mask = (uint64_t{1} << a.bits) - 1;
+  const double c0 = now_s();
+  for (uint32_t i = 0; crafted.size() < a.flows; ++i) {
+    const FlowKey k = synth_key(i, rng);
+    if ((XXH3_64bits_withSeed(&k, sizeof k, 0) & mask) == 0) crafted.push_back(k);
+  }
+  std::printf("  crafted %u keys in %.1f s (one in %llu random keys qualifies)\n", a.flows, now_s() - c0,
+              static_cast<unsigned long long>(mask + 1));
+  FlowTableConfig cfg;
+  cfg.capacity = a.flows;
+  cfg.window.kind = WindowPolicy::Kind::kCount;
+  cfg.window.packets = 20;
+  cfg.window.min_packets = 10;
+  const uint64_t secret = flow_hash_seed();
+  auto run = [&](const std::string& name, const std::vector<FlowKey>& pop, uint64_t seed) {
+    set_flow_hash_seed(seed);
+    // Rounds of every flow in a random order, hashed with the table's seed.
+    std::vector<FlowKey> keys;
+    std::vector<uint64_t> hashes;
+    std::vector<uint32_t> lens;
+    std::vector<uint32_t> perm(pop.size());
+    std::iota(perm.begin(), perm.end(), 0u);
+    std::mt19937_64 r2(7);
+    while (keys.size() < 4 * pop.size()) {
+      std::shuffle(perm.begin(), perm.end(), r2);
+      for (uint32_t i : perm) {
+        keys.push_back(pop[i]);
+        hashes.push_back(flow_hash(pop[i]));
+        lens.push_back(40 + static_cast<uint32_t>(r2() % 1460));
+      }
+    }
+    const uint64_t S = keys.size() / 32 * 32;
+    uint64_t long_probes = 0;
+    rep.measure("hashflood", name, "Mpps/core", 1e6, [&] {
+      FlowTable t(cfg, nullptr, nullptr);
+      TimeNs times[32];
+      uint64_t idx = 0;
+      const double t0 = now_s(), cpu0 = thread_cpu_s();
+      for (uint64_t done = 0; done < a.packets; done += 32, idx += 32) {
+        const uint64_t pos = idx % S;
+        for (uint32_t i = 0; i < 32; ++i) times[i] = 1'000'000'000'000ull + (idx + i) * 1000;
+        t.on_burst(&keys[pos], &hashes[pos], &lens[pos], times, 32, nullptr);
+      }
+      long_probes = t.counters().long_probes;
+      return Sample{static_cast<double>(a.packets), now_s() - t0, thread_cpu_s() - cpu0};
+    });
+    rep.fact("hashflood long_probes: " + name, long_probes, std::to_string(long_probes) + " index probes longer than 32");
+  };
+  run("random keys, secret seed", random_keys, secret);
+  run("crafted keys, secret seed (flowpicd)", crafted, secret);
+  run("crafted keys, seed 0 (an unseeded table)", crafted, 0);
+  set_flow_hash_seed(secret);
+  const auto& f = rep.figures;
+  const size_t n = f.size();
+  std::printf("  crafted/random, secret seed: %.3f; seed 0: %.5f (per cpu-s: %.3f, %.5f)\n", f[n - 2].median() / f[n - 3].median(),
+              f[n - 1].median() / f[n - 3].median(), f[n - 2].per_cpu_median() / f[n - 3].per_cpu_median(),
+              f[n - 1].per_cpu_median() / f[n - 3].per_cpu_median());
+}
 
 bool eal_up = false;
 bool init_eal() {
@@ -874,6 +951,12 @@ int main(int argc, char** argv) {
   ft->add_flag("--no-dpdk", fa.no_dpdk, "skip the rte_hash peer (no EAL)");
   ft->add_flag("--no-peers", fa.no_peers, "FlowTable only (no rte_hash, no unordered_map)");
 
+  HashfloodArgs ha;
+  auto* hf = app.add_subcommand("hashflood", "FlowTable::on_burst over keys crafted to collide under an unseeded hash; peers: random keys, seed 0");
+  hf->add_option("--flows", ha.flows, "flows (table capacity)")->capture_default_str()->check(CLI::Range(1024u, 1u << 20));
+  hf->add_option("--bits", ha.bits, "low hash bits the crafted keys share under seed 0")->capture_default_str()->check(CLI::Range(4u, 20u));
+  hf->add_option("--packets", ha.packets, "packets timed per run")->capture_default_str();
+
   ParseArgs pa;
   auto* ps = app.add_subcommand("parse", "PcapReader + parse_packet; peers libpcap alone, tcpdump, ndpiReader");
   ps->add_option("--pcap", pa.pcaps, "capture files (default: every capture in --dir)");
@@ -912,6 +995,7 @@ int main(int argc, char** argv) {
   const std::string load_before = loadavg();
   try {
     if (*ft) bench_flowtable(rep, fa);
+    if (*hf) bench_hashflood(rep, ha);
     if (*ps) bench_parse(rep, pa);
     if (*pic) bench_picture(rep, pi);
     if (*inf) bench_infer(rep, ia);

@@ -975,7 +975,7 @@ nlohmann::ordered_json App::Impl::summary() const {
     l["flows"] = {{"created", t.flows_created},        {"expired", t.flows_expired},
                   {"rejected_full", t.flows_rejected_full}, {"untracked_packets", lc->c.untracked.get()},
                   {"active_at_stop", lc->table->size()}, {"capacity", lc->table->capacity()},
-                  {"memory_bytes", lc->table->memory_bytes()}};
+                  {"memory_bytes", lc->table->memory_bytes()}, {"long_probes", t.long_probes}};
     l["windows"] = {{"closed", t.windows_closed},
                     {"emitted", t.windows_emitted},
                     {"too_small", t.windows_too_small},
@@ -1363,7 +1363,8 @@ nlohmann::ordered_json App::Impl::stats_json() const {
                              {"created", l["flows"]["created"]},
                              {"expired", l["flows"]["expired"]},
                              {"evicted", 0},
-                             {"table_full", l["flows"]["rejected_full"]}}},
+                             {"table_full", l["flows"]["rejected_full"]},
+                             {"long_probes", l["flows"]["long_probes"]}}},
                   {"windows", l["windows"]}});
   }
   s["lcores"] = jl;

@@ -251,15 +251,17 @@ struct FlowTable::Impl {
   PacketRecord* chunk(uint32_t c_) const { return pool + uint64_t(c_) * kChunkRecords; }
 
   // ---- index ----
-  uint32_t lookup(const FlowKey& key, uint32_t tag, uint32_t* empty_pos) const noexcept {
+  // count: false for readers on other threads (find): only the owning lcore writes counters.
+  uint32_t lookup(const FlowKey& key, uint32_t tag, uint32_t* empty_pos, bool count = true) noexcept {
     uint32_t pos = tag & index_mask;
-    for (;;) {
+    for (uint32_t steps = 0;; ++steps) {
       const IndexEntry e = index[pos];
-      if (e.slot == kNone) {
+      if (e.slot == kNone || (e.tag == tag && slots[e.slot].key == key)) {
+        if (count) c.long_probes += steps > FlowTableCounters::kLongProbe;
+        if (e.slot != kNone) return e.slot;
         if (empty_pos) *empty_pos = pos;
         return kNone;
       }
-      if (e.tag == tag && slots[e.slot].key == key) return e.slot;
       pos = (pos + 1) & index_mask;
     }
   }
@@ -591,13 +593,14 @@ void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint
     auto probe = [&](uint32_t j) {
       const uint32_t tag = static_cast<uint32_t>(hashes[base + j]);
       uint32_t p = tag & m.index_mask;
-      uint32_t c = kNone;
-      for (;;) {
+      uint32_t c = kNone, steps = 0;
+      for (;; ++steps) {
         const IndexEntry e = m.index[p];
         if (e.slot == kNone) break;
         if (e.tag == tag) { c = e.slot; break; }
         p = (p + 1) & m.index_mask;
       }
+      m.c.long_probes += steps > FlowTableCounters::kLongProbe;
       cand[j] = c;
       pos[j] = p;
       epoch[j] = m.index_epoch;
@@ -679,7 +682,7 @@ const FlowTableConfig& FlowTable::config() const noexcept { return impl_->cfg; }
 bool FlowTable::find(const FlowKey& key_in, FlowView& out) const noexcept {
   FlowKey key = key_in;
   if (impl_->bidirectional) canonicalize(key);
-  const uint32_t s = impl_->lookup(key, static_cast<uint32_t>(flow_hash(key)), nullptr);
+  const uint32_t s = impl_->lookup(key, static_cast<uint32_t>(flow_hash(key)), nullptr, /*count=*/false);
   if (s == kNone) return false;
   impl_->view(s, out);
   return true;

@@ -61,6 +61,11 @@ struct FlowTableCounters {
   uint64_t windows_no_records = 0;   // qualifying windows not emitted: the pool had no chunk at their first packet
   uint64_t windows_records_capped = 0;  // windows whose records stopped at the maximum stride (32768):
                                         // their weights sum to less than their packets
+  // Index probes that walked more than kLongProbe entries. With the secret per-process hash seed
+  // (flow_hash) a cluster that long is vanishingly rare at load <= 1/2; a rising count means keys
+  // that collide, e.g. crafted against a known seed (hash flooding).
+  uint64_t long_probes = 0;
+  static constexpr uint32_t kLongProbe = 32;
 };
 // Every closed window lands in exactly one of: windows_emitted, windows_sink_full,
 // windows_too_small, windows_over_limit, windows_no_records (they sum to windows_closed).
