@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -223,7 +224,9 @@ void ControlServer::start() {
       throw std::runtime_error("control socket: " + path + " appeared while starting (another instance?)");
     throw std::runtime_error("control socket: bind " + path + ": " + errno_text(berr));
   }
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, SOMAXCONN) != 0 ||
+  const bool group = !cfg_.allowed_gids.empty();
+  if ((group && ::chown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(cfg_.allowed_gids[0])) != 0) ||
+      ::chmod(path.c_str(), group ? 0660 : 0600) != 0 || ::listen(fd, SOMAXCONN) != 0 ||
       ::stat(path.c_str(), &st) != 0) {
     const int e = errno;
     ::close(fd);
@@ -393,6 +396,19 @@ void ControlServer::run() {
       for (;;) {
         int cfd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) break;  // EAGAIN, or a transient error (EMFILE, ...): try again next round
+        ucred peer{};
+        socklen_t plen = sizeof peer;
+        const bool known = ::getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) == 0;
+        auto in = [](const std::vector<uint32_t>& v, uint32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+        if (!known || !(peer.uid == 0 || peer.uid == ::geteuid() || in(cfg_.allowed_uids, peer.uid) ||
+                        in(cfg_.allowed_gids, peer.gid))) {
+          bump(&ControlServerStats::rejected_peer);  // before the reply: a client may read stats after it
+          send_now(cfd, dump_line(ctl_error(ctl_code::kForbidden,
+                                            "uid " + std::to_string(known ? peer.uid : ~0u) +
+                                                " may not control this flowpicd (control.allowed_uids / allowed_gids)")));
+          ::close(cfd);
+          continue;
+        }
         if (static_cast<int>(clients.size()) >= cfg_.max_clients) {
           send_now(cfd, dump_line(ctl_error(ctl_code::kBusy, "too many control clients, retry later")));
           ::close(cfd);

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,11 @@ struct ControlServerConfig {
   size_t max_message_bytes = 64 * 1024; // one request line, newline excluded
   int max_clients = 128;                // further connections get a "busy" error reply and are closed
   int job_timeout_ms = 60000;           // a slow command (handle_async) must finish within this
+  // Who may talk to the server, by the kernel's word (SO_PEERCRED): root, the server's own uid,
+  // these uids, and processes whose primary gid is in allowed_gids. With allowed_gids the socket
+  // is mode 0660 and its group the first of them (so those users can connect at all); else 0600.
+  std::vector<uint32_t> allowed_uids;
+  std::vector<uint32_t> allowed_gids;
 };
 
 // Throw from a handler to choose the error code of the reply (default code: "failed").
@@ -40,6 +46,7 @@ inline constexpr const char* kBadRequest = "bad_request";  // garbled JSON, no "
 inline constexpr const char* kTooLarge = "too_large";      // request longer than max_message_bytes
 inline constexpr const char* kTimeout = "timeout";         // no full request within request_timeout_ms
 inline constexpr const char* kBusy = "busy";               // max_clients reached
+inline constexpr const char* kForbidden = "forbidden";     // the client's uid/gid is not allowed
 inline constexpr const char* kFailed = "failed";           // handler threw a std::exception
 inline constexpr const char* kCancelled = "cancelled";     // a slow command abandoned: nothing changed
 }  // namespace ctl_code
@@ -50,6 +57,7 @@ struct ControlServerStats {
   uint64_t errors = 0;            // error replies sent (any code)
   uint64_t timeouts = 0;          // clients dropped by the deadline
   uint64_t rejected_busy = 0;     // connections refused by max_clients
+  uint64_t rejected_peer = 0;     // connections refused: the peer's uid/gid is not allowed
 };
 
 class ControlServer {

@@ -1099,6 +1099,8 @@ void App::Impl::start_control() {
   if (!cfg.control_socket.empty()) {
     ControlServerConfig cc;
     cc.socket_path = cfg.control_socket;
+    cc.allowed_uids = cfg.control_allowed_uids;
+    cc.allowed_gids = cfg.control_allowed_gids;
     ctl = std::make_unique<ControlServer>(cc);
     ctl->handle("status", [this](const nlohmann::json&) { return nlohmann::json(status_json()); },
                 "version, uptime, ports, lcores, placement, model, clock");

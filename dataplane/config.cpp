@@ -378,7 +378,16 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   }
 
   if (const auto ctl = root["control"]; ctl && !ctl.IsNull()) {
-    rd.check_keys(ctl, "control", {"socket", "model_max_mb", "prometheus"});
+    rd.check_keys(ctl, "control", {"socket", "model_max_mb", "allowed_uids", "allowed_gids", "prometheus"});
+    for (const char* key : {"allowed_uids", "allowed_gids"}) {
+      const auto list = ctl[key];
+      if (!list || list.IsNull()) continue;
+      const std::string where = std::string("control.") + key;
+      if (!list.IsSequence()) rd.fail(where, "must be a list of numeric ids, e.g. [998]");
+      auto& out = std::string(key) == "allowed_uids" ? c.control_allowed_uids : c.control_allowed_gids;
+      for (std::size_t i = 0; i < list.size(); ++i)
+        out.push_back(static_cast<uint32_t>(rd.uint(list[i], where + "." + std::to_string(i), 0, 4294967294ull)));
+    }
     if (ctl["socket"]) c.control_socket = rd.str(ctl["socket"], "control.socket");
     if (ctl["model_max_mb"])
       c.model_max_mb = static_cast<uint32_t>(rd.uint(ctl["model_max_mb"], "control.model_max_mb", 1, 4096));

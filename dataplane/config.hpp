@@ -69,6 +69,7 @@ struct Config {
   // `model load` refuses files larger than this before reading them. The paper's 1500x1500
   // network is a 1.04 MiB file, the shipped lenet models 0.25 MiB.
   uint32_t model_max_mb = 16;
+  std::vector<uint32_t> control_allowed_uids, control_allowed_gids;  // besides root and flowpicd's own uid
   bool prometheus_enabled = false;          // Prometheus text endpoint
   std::string prometheus_address = "127.0.0.1";
   uint16_t prometheus_port = 9470;

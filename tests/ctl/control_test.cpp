@@ -1,6 +1,7 @@
 // ControlServer driven by the real flowpicctl binary (and raw clients for what flowpicctl would
 // never send). The fake appliance holds real state: counters a thread keeps moving, a model that
 // `model load` replaces by reading and validating a file, flows with known values.
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -763,6 +764,67 @@ TEST(ControlPeer, FlowpicctlRefusesASocketServedByAnotherUser) {
   EXPECT_NE(res.out.find("evil-model"), std::string::npos) << res.out;
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+}  // namespace
+
+namespace {
+// Issue 16, the server side: flowpicd asks the kernel who connected (SO_PEERCRED) and answers
+// only root, its own uid, control.allowed_uids and primary gids in control.allowed_gids. With
+// allowed_gids the socket is 0660 in the first gid's group, so a member can connect at all; a
+// process that passes the file permission only through a supplementary group is still refused.
+TEST(ControlPeer, ServerRefusesClientsOutsideTheAllowedIds) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run clients as other uids";
+  const std::string dir = ctltest::make_temp_dir("flowpic-peer");
+  ::chmod(dir.c_str(), 0755);
+  ControlServerConfig cfg;
+  cfg.socket_path = dir + "/flowpicd.sock";
+  cfg.allowed_gids = {65534};
+  ControlServer server(cfg);
+  server.handle("status", [](const json&) { return json{{"version", "peer-test"}}; });
+  server.start();
+  struct stat st {};
+  ASSERT_EQ(::stat(cfg.socket_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  // A client as (uid, gid, supplementary groups): prints the reply line, or exits 9 if connect fails.
+  auto client = [&](uid_t uid, gid_t gid, std::vector<gid_t> groups) -> std::string {
+    int out[2];
+    if (::pipe(out) != 0) return "pipe";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(out[0]);
+      if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(8);
+      RawClient c(cfg.socket_path);
+      if (!c.ok()) _exit(9);
+      c.send_all("{\"cmd\":\"status\"}\n");
+      const std::string line = c.read_line(3000) + "\n";
+      (void)!::write(out[1], line.data(), line.size());
+      _exit(0);
+    }
+    ::close(out[1]);
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? got : "exit " + std::to_string(WEXITSTATUS(status));
+  };
+  // nobody/nogroup: its primary gid is allowed.
+  std::string r = client(65534, 65534, {});
+  EXPECT_NE(r.find("peer-test"), std::string::npos) << r;
+  // uid 12345 whose primary gid is 12345, member of 65534 only as a supplementary group: the
+  // file lets it connect, the server refuses it.
+  r = client(12345, 12345, {65534});
+  EXPECT_NE(r.find("\"forbidden\""), std::string::npos) << r;
+  EXPECT_NE(r.find("uid 12345 may not control"), std::string::npos) << r;
+  EXPECT_EQ(server.stats().rejected_peer, 1u);
+  // Root always may.
+  RawClient root(cfg.socket_path);
+  root.send_all("{\"cmd\":\"status\"}\n");
+  EXPECT_NE(root.read_line(3000).find("peer-test"), std::string::npos);
+  server.stop();
   std::filesystem::remove_all(dir);
 }
 }  // namespace
