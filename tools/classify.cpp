@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 
 #include "infer/network.hpp"
 #include "infer/verdict.hpp"
@@ -22,14 +23,19 @@ FlowTableConfig classify_table_config(const Model& model, const ClassifyOptions&
 
 namespace {
 
+// A closed window waiting for its batch, with its own copy of its records.
 struct Pending {
   WindowInfo info;
-  uint64_t first_record;
-  TimeNs closed_ns;
+  std::vector<PacketRecord> records;
 };
 
 }  // namespace
 
+// Streams: windows are classified as soon as their place in the output order is known, so
+// memory holds the open flows and one batch, whatever the capture's length (issue 12). The
+// order is the table time at which each window closed; windows that closed at the same time
+// (a flush, a burst's sweep) go by flow key, then window index. The pipeline's table time never
+// goes backwards, so a window's place is known once a later time is seen.
 void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& model, const ClassifyOptions& opt,
                    const std::function<void(const std::string&, const WindowInfo&, int, float)>& on_verdict,
                    ClassifyReport* report) {
@@ -37,13 +43,60 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
   ClassifyReport& rep = report ? *report : local;
   const auto t0 = std::chrono::steady_clock::now();
 
-  std::vector<Pending> windows;
-  std::vector<PacketRecord> records;
+  const int classes = model->num_classes();
+  rep.per_class.assign(static_cast<size_t>(classes), 0);
+  const int batch = std::max(1, opt.batch);
+  std::unique_ptr<Network> net;  // built at the first window: a capture without windows needs none
+  const PictureConfig& pic = model->info().picture;
+  std::vector<WindowRef> refs(static_cast<size_t>(batch));
+  std::vector<float> probs(static_cast<size_t>(batch) * classes);
+  VerdictFormat fmt;
+  fmt.classes = &model->info().classes;
+  fmt.model_id = model->id();
+  fmt.unknown_below = opt.threshold;
+  // Flow verdicts accumulated over each flow's windows, in output order, as flowpicd does.
+  FlowEvidence evidence;
+  evidence.reset(opt.flow_capacity, classes);
+
+  std::vector<Pending> group;   // windows that closed at group_ns, order among them not yet fixed
+  TimeNs group_ns = 0;
+  std::deque<Pending> ready;    // in output order
+  auto classify_front = [&](size_t n) {
+    if (!net) net = std::make_unique<Network>(model, batch, opt.threads);
+    for (size_t i = 0; i < n; ++i)
+      refs[i] = WindowRef{&ready[i].info, ready[i].records.data(), static_cast<uint32_t>(ready[i].records.size())};
+    build_batch(pic, refs.data(), n, net->input());
+    net->forward(static_cast<int>(n), probs.data());
+    for (size_t i = 0; i < n; ++i) {
+      const float* p = probs.data() + i * classes;
+      float conf = 0;
+      const int cls = argmax(p, classes, &conf);
+      ++rep.windows_classified;
+      if (conf < opt.threshold) ++rep.windows_unknown;
+      else ++rep.per_class[static_cast<size_t>(cls)];
+      const WindowInfo& info = ready[i].info;
+      FlowVerdict fv;
+      fv.cls = evidence.add(info.flow_slot, info.flow_gen, p, &fv.confidence, &fv.windows);
+      on_verdict(verdict_json(info, p, fmt, fv), info, cls, conf);
+    }
+    ready.erase(ready.begin(), ready.begin() + static_cast<std::ptrdiff_t>(n));
+  };
+  auto close_group = [&] {
+    std::stable_sort(group.begin(), group.end(), [](const Pending& a, const Pending& b) {
+      if (a.info.key != b.info.key) return a.info.key < b.info.key;
+      return a.info.index < b.info.index;
+    });
+    for (auto& w : group) ready.push_back(std::move(w));
+    group.clear();
+    while (ready.size() >= static_cast<size_t>(batch)) classify_front(static_cast<size_t>(batch));
+  };
   OfflinePipeline pipe(classify_table_config(*model, opt),
                        [&](const WindowInfo& info, const PacketRecord* recs, uint32_t n, TimeNs closed_ns) {
-                         windows.push_back(Pending{info, records.size(), closed_ns});
-                         windows.back().info.n_records = n;
-                         records.insert(records.end(), recs, recs + n);
+                         if (!group.empty() && closed_ns != group_ns) close_group();
+                         group_ns = closed_ns;
+                         Pending w{info, std::vector<PacketRecord>(recs, recs + n)};
+                         w.info.n_records = n;
+                         group.push_back(std::move(w));
                        });
   {
     Progress bar("reading " + path, 0, " packets");
@@ -52,60 +105,13 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
     bar.finish();
     Progress::set_enabled(true);
   }
+  if (!group.empty()) close_group();
+  while (!ready.empty()) classify_front(std::min(ready.size(), static_cast<size_t>(batch)));
   rep.packets = pipe.counters().packets;
   rep.parse = pipe.step_state().parse;
   rep.clock_backwards = pipe.clock_backwards();
   rep.table = pipe.table_counters();
-
-  // Order of window close; ties (same time: a flush, a burst's sweep) by key, then index.
-  std::stable_sort(windows.begin(), windows.end(), [](const Pending& a, const Pending& b) {
-    if (a.closed_ns != b.closed_ns) return a.closed_ns < b.closed_ns;
-    if (a.info.key != b.info.key) return a.info.key < b.info.key;
-    return a.info.index < b.info.index;
-  });
-
-  const int classes = model->num_classes();
-  rep.per_class.assign(static_cast<size_t>(classes), 0);
-  if (windows.empty()) {
-    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return;
-  }
-  const int batch = std::max(1, opt.batch);
-  Network net(model, batch, opt.threads);
-  const PictureConfig& pic = model->info().picture;
-  const size_t floats = picture_floats(pic);
-  std::vector<WindowRef> refs(static_cast<size_t>(batch));
-  std::vector<float> probs(static_cast<size_t>(batch) * classes);
-  VerdictFormat fmt;
-  fmt.classes = &model->info().classes;
-  fmt.model_id = model->id();
-  fmt.unknown_below = opt.threshold;
-  // Flow verdicts accumulated over each flow's windows, in close order, as flowpicd does.
-  FlowEvidence evidence;
-  evidence.reset(opt.flow_capacity, classes);
-  for (size_t start = 0; start < windows.size(); start += static_cast<size_t>(batch)) {
-    const size_t n = std::min(windows.size() - start, static_cast<size_t>(batch));
-    for (size_t i = 0; i < n; ++i) {
-      const Pending& w = windows[start + i];
-      refs[i] = WindowRef{&w.info, records.data() + w.first_record, w.info.n_records};
-    }
-    build_batch(pic, refs.data(), n, net.input());
-    net.forward(static_cast<int>(n), probs.data());
-    for (size_t i = 0; i < n; ++i) {
-      const float* p = probs.data() + i * classes;
-      float conf = 0;
-      const int cls = argmax(p, classes, &conf);
-      ++rep.windows_classified;
-      if (conf < opt.threshold) ++rep.windows_unknown;
-      else ++rep.per_class[static_cast<size_t>(cls)];
-      const WindowInfo& info = windows[start + i].info;
-      FlowVerdict fv;
-      fv.cls = evidence.add(info.flow_slot, info.flow_gen, p, &fv.confidence, &fv.windows);
-      on_verdict(verdict_json(info, p, fmt, fv), info, cls, conf);
-    }
-  }
-  (void)floats;
-  if (net.errors() > 0) throw std::runtime_error("inference failed on " + std::to_string(net.errors()) + " batches");
+  if (net && net->errors() > 0) throw std::runtime_error("inference failed on " + std::to_string(net->errors()) + " batches");
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

@@ -23,6 +23,7 @@ void add_classify(CLI::App& app, Action* action) {
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("classify",
                                "classify a capture as the appliance does: one JSON line per classified window on stdout, "
+                               "printed as windows close (memory does not grow with the capture; a FIFO works), "
                                "counters on stderr");
   s->add_option("pcap", a->pcap, "capture file (pcap, pcapng)")->required();
   s->add_option("-m,--model", a->model, "model file")->required();
@@ -79,6 +80,11 @@ void add_classify(CLI::App& app, Action* action) {
                    t.flows_rejected_full, t.flows_flushed);
       spdlog::info("windows closed={} emitted={} too_small={} over_limit={} no_records={} decimated={}", t.windows_closed,
                    t.windows_emitted, t.windows_too_small, t.windows_over_limit, t.windows_no_records, t.windows_decimated);
+      // Packets of flows the table had no room for get no verdict: say so loudly, with the fix.
+      if (t.flows_rejected_full > 0)
+        spdlog::warn("{} packets of new flows were not classified: the flow table was full (--flow-capacity {}); "
+                     "raise --flow-capacity above the capture's concurrent flows",
+                     t.flows_rejected_full, a->capacity);
       std::string per_class;
       for (size_t c = 0; c < rep.per_class.size(); ++c)
         per_class += fmt::format(" {}={}", model->info().classes[c], rep.per_class[c]);

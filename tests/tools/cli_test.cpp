@@ -4,15 +4,18 @@
 
 #include <map>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "infer/model.hpp"
 #include "tools/dataset.hpp"
@@ -263,5 +266,113 @@ TEST(Cli, InfoEscapesControlCharactersInNames) {
   EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("id        evil\\x1b]0;title\\x07-"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("classes   2: VoIP\\x1b[2J, Video\\x0aX"), std::string::npos) << r.out;
+}
+}  // namespace
+
+namespace {
+// A classic pcap of `flows` UDP flows sending `rounds` packets each, round-robin, 1 us apart.
+std::string synthetic_capture(uint32_t flows, uint32_t rounds) {
+  std::string s;
+  auto put32 = [&](uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); };
+  auto put16 = [&](uint16_t v) { s.append(reinterpret_cast<const char*>(&v), 2); };
+  put32(0xa1b2c3d4);
+  put16(2);
+  put16(4);
+  put32(0);
+  put32(0);
+  put32(65535);
+  put32(1);
+  uint64_t t_us = 1'700'000'000'000'000ULL;
+  for (uint32_t k = 0; k < rounds; ++k)
+    for (uint32_t f = 0; f < flows; ++f) {
+      const uint16_t ip_len = static_cast<uint16_t>(60 + (f * 7 + k * 13) % 1200);
+      std::string fr(14 + ip_len, '\0');
+      fr[12] = 0x08;
+      fr[14] = 0x45;
+      fr[16] = static_cast<char>(ip_len >> 8);
+      fr[17] = static_cast<char>(ip_len);
+      fr[22] = 64;
+      fr[23] = 17;
+      const uint32_t src = 0x0a000000 + f, dst = 0x0b000001;
+      for (int i = 0; i < 4; ++i) {
+        fr[26 + i] = static_cast<char>(src >> (24 - 8 * i));
+        fr[30 + i] = static_cast<char>(dst >> (24 - 8 * i));
+      }
+      const uint16_t sport = static_cast<uint16_t>(1000 + f), dport = 443;
+      fr[34] = static_cast<char>(sport >> 8);
+      fr[35] = static_cast<char>(sport);
+      fr[36] = static_cast<char>(dport >> 8);
+      fr[37] = static_cast<char>(dport);
+      t_us += 1;
+      put32(static_cast<uint32_t>(t_us / 1'000'000));
+      put32(static_cast<uint32_t>(t_us % 1'000'000));
+      put32(static_cast<uint32_t>(fr.size()));
+      put32(static_cast<uint32_t>(fr.size()));
+      s += fr;
+    }
+  return s;
+}
+
+// Issue 12: `flowpic classify` streams. Verdicts come out while the capture is still being
+// read (here: a FIFO whose writer stops at 60 % until output appears), the output does not
+// depend on the batch size, and a full flow table is a warning that names the fix.
+TEST(Cli, ClassifyStreamsVerdictsBeforeTheEndOfTheCapture) {
+  const std::string model = std::string(std::getenv("FLOWPIC_REPO") ? std::getenv("FLOWPIC_REPO") : ".") + "/models/default.fpm";
+  const std::string bytes = synthetic_capture(200, 100);  // 1,000 windows of 20 packets, closing throughout
+  const std::string file = tmp("stream.pcap");
+  std::ofstream(file, std::ios::binary) << bytes;
+  const CmdResult whole = run_flowpic("classify -m " + model + " " + file);
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(lines(whole.out), 1000);
+  // The batch size changes which pictures share an inference call, not the order or the verdicts
+  // (probabilities may move in the last printed digit: oneDNN's kernels differ by batch size).
+  auto same_verdicts = [](const std::string& a, const std::string& b) {
+    std::istringstream x(a), y(b);
+    std::string la, lb;
+    size_t n = 0;
+    while (std::getline(x, la)) {
+      if (!std::getline(y, lb)) return std::string("fewer lines");
+      const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+      for (const char* k : {"flow", "window", "class", "packets"})
+        if (ja[k] != jb[k]) return "line " + std::to_string(n) + ": " + k + " differs";
+      for (auto it = ja["probs"].begin(); it != ja["probs"].end(); ++it)
+        if (std::abs(it.value().get<double>() - jb["probs"][it.key()].get<double>()) > 1e-5)
+          return "line " + std::to_string(n) + ": probability of " + it.key() + " differs";
+      ++n;
+    }
+    return std::getline(y, lb) ? std::string("more lines") : std::string();
+  };
+  for (const char* b : {"1", "7"}) {
+    const CmdResult r = run_flowpic(std::string("classify --batch ") + b + " -m " + model + " " + file);
+    EXPECT_EQ(same_verdicts(r.out, whole.out), "") << "--batch " << b;
+  }
+
+  const std::string fifo = tmp("stream.fifo"), out = tmp("stream.out");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  CmdResult streamed;
+  std::thread reader([&] { streamed = run_flowpic("classify -m " + model + " -o " + out + " " + fifo); });
+  bool early = false;
+  {
+    std::ofstream w(fifo, std::ios::binary);  // opens once classify opened the FIFO
+    const size_t cut = bytes.size() * 6 / 10;
+    w.write(bytes.data(), static_cast<std::streamsize>(cut));
+    w.flush();
+    for (int i = 0; i < 600 && !early; ++i) {  // up to 30 s: output while 40 % is still unwritten
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      early = std::filesystem::exists(out) && std::filesystem::file_size(out) > 0;
+    }
+    w.write(bytes.data() + cut, static_cast<std::streamsize>(bytes.size() - cut));
+  }
+  reader.join();
+  EXPECT_TRUE(early) << "no verdict before the end of the capture";
+  EXPECT_EQ(streamed.code, 0) << streamed.err;
+  EXPECT_TRUE(slurp(out) == whole.out) << "the streamed output differs from the file's";
+
+  // 200 concurrent flows in a 16-flow table: packets go unclassified, and stderr says so loudly.
+  const CmdResult full = run_flowpic("classify --flow-capacity 16 -m " + model + " " + file);
+  EXPECT_EQ(full.code, 0) << full.err;
+  EXPECT_NE(full.err.find("warning"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("raise --flow-capacity"), std::string::npos) << full.err;
 }
 }  // namespace
