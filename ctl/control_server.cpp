@@ -182,11 +182,18 @@ void ControlServer::start() {
 
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
+    // Missing directories are made private (0750): a run-time directory such as /run/flowpic.
     std::error_code ec;
+    std::vector<std::filesystem::path> made;
+    for (std::filesystem::path d = parent; !d.empty() && !std::filesystem::exists(d, ec); d = d.parent_path()) {
+      made.push_back(d);
+      if (d == d.parent_path()) break;
+    }
     std::filesystem::create_directories(parent, ec);
     if (ec)
       throw std::runtime_error("control socket: cannot create directory " + parent.string() + ": " +
                                ec.message());
+    for (const auto& d : made) ::chmod(d.c_str(), 0750);
   }
 
   struct stat st {};

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <algorithm>
@@ -419,6 +420,26 @@ void App::Impl::preflight() {
       }
     }
   }
+  // Files flowpicd creates (as root) never go into a directory anyone may write to without the
+  // sticky bit: there another user could replace them between our checks and our writes.
+  auto shared_dir = [](const std::string& file) -> std::string {
+    std::error_code ec;
+    const fs::path dir = fs::absolute(file, ec).parent_path();
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) return dir.string();
+    return "";
+  };
+  if (cfg.verdicts != "stdout" && cfg.verdicts != "none")
+    if (const auto d = shared_dir(cfg.verdicts); !d.empty())
+      throw StartError("config " + cfg.source + ": outputs.verdicts: " + d +
+                       " is world-writable without the sticky bit; write verdicts to a private directory");
+  if (!cfg.control_socket.empty())
+    if (const auto d = shared_dir(cfg.control_socket); !d.empty())
+      throw StartError("config " + cfg.source + ": control.socket: " + d +
+                       " is world-writable without the sticky bit; put the socket in a private directory (e.g. /run/flowpic)");
+  if (!opt.summary_json.empty())
+    if (const auto d = shared_dir(opt.summary_json); !d.empty())
+      throw StartError("--summary-json: " + d + " is world-writable without the sticky bit; use a private directory");
   try {
     out = std::make_unique<VerdictOutput>(cfg.verdicts);
   } catch (const std::exception& e) {

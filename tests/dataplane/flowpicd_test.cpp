@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "harness.hpp"
 
@@ -845,6 +846,37 @@ TEST_F(Flowpicd, EveryExitPathRemovesTheControlSocket) {
     EXPECT_NE(r.err.find("control socket listening"), std::string::npos) << "the socket was made first\n" << r.err;
     EXPECT_FALSE(std::filesystem::exists(sock));
   }
+}
+
+// Issue 16: nothing is created as root in a directory anyone may write to without the sticky
+// bit (another user could swap the file in between); /tmp-like sticky directories are fine.
+TEST_F(Flowpicd, RefusesOutputsInWorldWritableDirectoriesWithoutStickyBit) {
+  const std::string open_dir = dir_ / "open", sticky = dir_ / "sticky";
+  std::filesystem::create_directories(open_dir);
+  std::filesystem::create_directories(sticky);
+  ::chmod(open_dir.c_str(), 0777);
+  ::chmod(sticky.c_str(), 01777);
+  for (const auto& [what, extra, expect] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"verdicts", "", "outputs.verdicts: " + open_dir},
+           {"socket", "control: {socket: " + open_dir + "/ctl.sock}\n", "control.socket: " + open_dir}}) {
+    SCOPED_TRACE(what);
+    ConfigSpec c = replay(capture("wa_voice.pcap"));
+    if (what == "verdicts") c.verdicts = open_dir + "/v.jsonl";
+    c.extra = extra;
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "ww", {"--check"}, 60);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(expect + " is world-writable without the sticky bit"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(open_dir + "/v.jsonl"));
+  }
+  ConfigSpec c = replay(capture("wa_voice.pcap"));
+  c.verdicts = sticky + "/v.jsonl";
+  c.extra = "control: {socket: " + sticky + "/run/ctl.sock}\n";
+  const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "sticky");
+  expect_clean_run(r);
+  EXPECT_TRUE(std::filesystem::exists(sticky + "/v.jsonl"));
+  struct stat st {};
+  ASSERT_EQ(::stat((sticky + "/run").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0750u) << "the socket's missing directory is created private";
 }
 
 // Start-up errors: one clear line on stderr, exit code 1.
