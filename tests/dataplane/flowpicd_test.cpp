@@ -248,15 +248,7 @@ TEST_F(Flowpicd, SighupReopensTheVerdictFileAndSigusr1PrintsStats) {
 // per kill parses, and a cut line is never followed by a spliced record.
 TEST_F(Flowpicd, KilledMidWriteLeavesOnlyWholeLinesAfterRestart) {
   const std::string pcap = dir_ / "killme.pcap";
-  constexpr uint32_t kFlows = 20000, kPackets = 20;
-  {
-    PcapWriter w(pcap);
-    uint64_t t = 1'700'000'000'000'000ULL;
-    for (uint32_t k = 0; k < kPackets; ++k)
-      for (uint32_t f = 0; f < kFlows; ++f)
-        w.add(udp4_frame(0x0a000000 + f, 0x0b000001, static_cast<uint16_t>(1000 + f % 50000), 443,
-                         static_cast<uint16_t>(60 + (f * 7 + k * 13) % 1400)), t += 2);
-  }
+  write_round_robin_capture(pcap, 20000, 20);
   const std::string v = dir_ / "killed.jsonl";
   constexpr int kKills = 3;
   std::size_t kills = 0;
@@ -338,14 +330,7 @@ TEST_F(Flowpicd, WaitOnFullReplaysEveryPacketThroughATinyRing) {
   if (flowpic_bin().empty() || !std::filesystem::exists(flowpic_bin())) GTEST_SKIP() << "flowpic not built";
   const std::string pcap = dir_ / "many.pcap";
   constexpr uint32_t kFlows = 400, kPackets = 20;
-  {
-    PcapWriter w(pcap);
-    uint64_t t = 1'700'000'000'000'000ULL;
-    for (uint32_t k = 0; k < kPackets; ++k)
-      for (uint32_t f = 0; f < kFlows; ++f)
-        w.add(udp4_frame(0x0a000000 + f, 0x0b000001, static_cast<uint16_t>(1000 + f), 443,
-                         static_cast<uint16_t>(60 + (f * 7 + k * 13) % 1400)), t += 2);
-  }
+  write_round_robin_capture(pcap, kFlows, kPackets);
   // The paper's 1500x1500 architecture: a batch of 64 windows takes about half a second here,
   // longer than the replay's idle limit (400 ms), so the lcore waits that long for ring room.
   ModelInfo info;

@@ -360,6 +360,17 @@ inline std::vector<uint8_t> udp4_frame(uint32_t src, uint32_t dst, uint16_t spor
   return f;
 }
 
+// A capture of `flows` UDP flows (10.0.0.0+f:1000+f -> 11.0.0.1:443) sending `packets` packets
+// each, round-robin, 2 us apart, sizes varying by flow and round.
+inline void write_round_robin_capture(const std::string& path, uint32_t flows, uint32_t packets) {
+  PcapWriter w(path);
+  uint64_t t = 1'700'000'000'000'000ULL;
+  for (uint32_t k = 0; k < packets; ++k)
+    for (uint32_t f = 0; f < flows; ++f)
+      w.add(udp4_frame(0x0a000000 + f, 0x0b000001, static_cast<uint16_t>(1000 + f % 50000), 443,
+                       static_cast<uint16_t>(60 + (f * 7 + k * 13) % 1400)), t += 2);
+}
+
 // Ethernet + IPv6 + UDP frame; src/dst differ in the last address byte.
 inline std::vector<uint8_t> udp6_frame(uint8_t src_last, uint8_t dst_last, uint16_t sport, uint16_t dport,
                                        uint16_t payload_len, uint8_t traffic_class = 0) {
