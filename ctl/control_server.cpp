@@ -168,15 +168,34 @@ json ControlServer::dispatch(std::string_view line) {
   return finish(req, std::move(reply));
 }
 
+std::string ControlServer::socket_path_problem(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return "empty path";
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    return "path is " + std::to_string(path.size()) + " bytes, a Unix socket path holds at most " +
+           std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "; use a shorter path";
+  // The nearest existing ancestor must be a directory (start() creates the missing ones).
+  std::error_code ec;
+  for (fs::path dir = fs::absolute(path, ec).parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    const auto st = fs::status(dir, ec);
+    if (st.type() == fs::file_type::not_found) {
+      if (dir == dir.parent_path()) break;
+      continue;
+    }
+    if (st.type() != fs::file_type::directory) return dir.string() + " is not a directory; set a path under a directory";
+    break;
+  }
+  const auto st = fs::symlink_status(path, ec);
+  if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::socket)
+    return path + " exists and is not a socket; remove it or set another path";
+  return "";
+}
+
 void ControlServer::start() {
   if (running_) return;
   const std::string& path = cfg_.socket_path;
+  if (const std::string why = socket_path_problem(path); !why.empty()) throw std::runtime_error("control socket: " + why);
   sockaddr_un addr{};
-  if (path.empty()) throw std::runtime_error("control socket: empty path");
-  if (path.size() >= sizeof(addr.sun_path))
-    throw std::runtime_error("control socket path too long (" + std::to_string(path.size()) +
-                             " bytes, at most " + std::to_string(sizeof(addr.sun_path) - 1) +
-                             "): " + path);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
@@ -198,7 +217,7 @@ void ControlServer::start() {
 
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
+    if (!S_ISSOCK(st.st_mode))  // again at the point of use: a file may have appeared since the check
       throw std::runtime_error("control socket: " + path +
                                " exists and is not a socket; remove it or set another path");
     // A socket file: is anyone listening? Non-blocking so a full backlog cannot hang us.
@@ -353,7 +372,7 @@ void ControlServer::run() {
         c.deadline = Clock::now() + timeout;
         continue;
       }
-      c.out = dump_line(bad.is_null() ? dispatch(line) : finish(req, std::move(bad)));
+      c.out = dump_line(finish(req, bad.is_null() ? call(req["cmd"].get<std::string>(), args) : std::move(bad)));
       c.out_off = 0;
       c.deadline = Clock::now() + timeout;
     }
@@ -367,10 +386,13 @@ void ControlServer::run() {
     auto now = Clock::now();
     auto next_deadline = now + std::chrono::hours(1);
     for (Client& c : clients) {
-      short ev = 0;  // a waiting client: POLLHUP (always reported) says it went away
-      if (c.waiting) ev = 0;
-      else if (!c.out.empty()) ev |= POLLOUT;
-      else if (!c.close_after_write && !c.peer_eof) ev |= POLLIN;
+      short ev = 0;  // a waiting client asks for nothing: POLLHUP (always reported) says it went away
+      if (c.waiting) {
+      } else if (!c.out.empty()) {
+        ev = POLLOUT;
+      } else if (!c.close_after_write && !c.peer_eof) {
+        ev = POLLIN;
+      }
       pfds.push_back({c.fd, ev, 0});
       order.push_back(&c);
       next_deadline = std::min(next_deadline, c.deadline);

@@ -90,6 +90,10 @@ class ControlServer {
   // with a one-line reason: another instance listens there, path is not a socket, too long,
   // permission denied, ...
   void start();
+  // Empty when start() can make a socket at `path` as far as can be told without binding it,
+  // else why not: too long for sun_path, an ancestor that is not a directory, an existing file
+  // that is not a socket. start() checks it; `flowpicd --check` asks before anything starts.
+  static std::string socket_path_problem(const std::string& path);
   // Stops the thread, closes every client and removes the socket file (if it is still ours).
   void stop();
   bool running() const noexcept { return running_.load(); }

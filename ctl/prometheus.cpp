@@ -315,15 +315,29 @@ PrometheusServer::PrometheusServer(PrometheusConfig cfg, Collector collector)
 
 PrometheusServer::~PrometheusServer() { stop(); }
 
-void PrometheusServer::start() {
-  if (!cfg_.enabled || running_) return;
+namespace {
+// Numeric host and port only: a listen address never waits on DNS.
+int resolve_listen(const std::string& address, const std::string& port, addrinfo** res) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  return ::getaddrinfo(address.c_str(), port.c_str(), &hints, res);
+}
+}  // namespace
+
+std::string listen_address_problem(const std::string& address) {
+  addrinfo* res = nullptr;
+  const int gai = resolve_listen(address, "0", &res);
+  if (res) ::freeaddrinfo(res);
+  return gai == 0 ? std::string() : gai_strerror(gai);
+}
+
+void PrometheusServer::start() {
+  if (!cfg_.enabled || running_) return;
   addrinfo* res = nullptr;
   const std::string port = std::to_string(cfg_.port);
-  const int gai = ::getaddrinfo(cfg_.address.c_str(), port.c_str(), &hints, &res);
+  const int gai = resolve_listen(cfg_.address, port, &res);
   if (gai != 0 || !res)
     throw std::runtime_error("prometheus: bad listen address '" + cfg_.address +
                              "' (a numeric IPv4/IPv6 address): " + gai_strerror(gai));

@@ -39,6 +39,10 @@ Metric model_info_metric(const std::string& model_id, const std::vector<std::str
 // are simply not exported, so the dataplane can grow its snapshots without touching this.
 std::vector<Metric> metrics_from_snapshots(const nlohmann::json& stats, const nlohmann::json& status);
 
+// Empty when `address` is a listen address PrometheusServer can bind (numeric IPv4 or IPv6),
+// else why not (getaddrinfo's reason): `flowpicd --check` asks before anything starts.
+std::string listen_address_problem(const std::string& address);
+
 struct PrometheusConfig {
   bool enabled = false;
   std::string address = "127.0.0.1";  // numeric IPv4 or IPv6; "0.0.0.0" / "::" for all

@@ -10,10 +10,8 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <algorithm>
 #include <chrono>
@@ -450,42 +448,12 @@ void App::Impl::preflight() {
 // What the control socket and the Prometheus endpoint need, checked before DPDK starts so that
 // `--check` catches it (issue 17): each error names the YAML path and the fix.
 void App::Impl::check_endpoints() const {
-  if (!cfg.control_socket.empty()) {
-    const std::string& path = cfg.control_socket;
-    if (path.size() >= sizeof(sockaddr_un::sun_path))
-      throw StartError("config " + cfg.source + ": control.socket: path is " + std::to_string(path.size()) +
-                       " bytes, a Unix socket path holds at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                       "; use a shorter path");
-    // Every existing ancestor must be a directory (the server creates the missing ones).
-    std::error_code ec;
-    for (fs::path dir = fs::absolute(path, ec).parent_path(); !dir.empty(); dir = dir.parent_path()) {
-      const auto st = fs::status(dir, ec);
-      if (st.type() == fs::file_type::not_found) {
-        if (dir == dir.parent_path()) break;
-        continue;
-      }
-      if (st.type() != fs::file_type::directory)
-        throw StartError("config " + cfg.source + ": control.socket: " + dir.string() +
-                         " is not a directory; set a path under a directory");
-      break;
-    }
-    const auto st = fs::symlink_status(path, ec);
-    if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::socket)
-      throw StartError("config " + cfg.source + ": control.socket: " + path +
-                       " exists and is not a socket; remove it or set another path");
-  }
-  if (cfg.prometheus_enabled) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    addrinfo* res = nullptr;
-    const int gai = ::getaddrinfo(cfg.prometheus_address.c_str(), "0", &hints, &res);
-    if (res) ::freeaddrinfo(res);
-    if (gai != 0)
-      throw StartError("config " + cfg.source + ": control.prometheus.address: '" + cfg.prometheus_address +
-                       "' is not a numeric IPv4/IPv6 address; use e.g. 127.0.0.1, ::1 or 0.0.0.0");
-  }
+  if (!cfg.control_socket.empty())
+    if (const std::string why = ControlServer::socket_path_problem(cfg.control_socket); !why.empty())
+      throw StartError("config " + cfg.source + ": control.socket: " + why);
+  if (cfg.prometheus_enabled && !listen_address_problem(cfg.prometheus_address).empty())
+    throw StartError("config " + cfg.source + ": control.prometheus.address: '" + cfg.prometheus_address +
+                     "' is not a numeric IPv4/IPv6 address; use e.g. 127.0.0.1, ::1 or 0.0.0.0");
 }
 
 void App::Impl::init_eal() {
