@@ -195,10 +195,7 @@ void add_eval(CLI::App& app, Action* action) {
           continue;
         }
         FlowKey key = w.info.key;
-        if (std::memcmp(key.src, key.dst, 16) > 0 || (std::memcmp(key.src, key.dst, 16) == 0 && key.sport > key.dport)) {
-          std::swap_ranges(key.src, key.src + 16, key.dst);
-          std::swap(key.sport, key.dport);
-        }
+        canonicalize(key);  // both directions of a connection: one flow
         const std::pair<uint32_t, std::string> id{w.source, std::string(reinterpret_cast<const char*>(&key), sizeof key)};
         ++flow_windows[id];
         auto& f = flows[id];
