@@ -131,7 +131,7 @@ std::vector<std::pair<std::string, std::string>> vdev_args(const std::string& sp
   return out;
 }
 
-const std::vector<std::string> kEveryWindowKey = {"kind", "length_s", "packets", "min_packets", "max_windows", "flows"};
+const std::vector<std::string> kEveryWindowKey = {"kind", "length_s", "packets", "min_packets", "max_windows", "flows", "min_ip_len"};
 
 bool same_window(const WindowPolicy& a, const WindowPolicy& m, const std::vector<std::string>& keys) {
   for (const auto& k : keys) {
@@ -141,6 +141,7 @@ bool same_window(const WindowPolicy& a, const WindowPolicy& m, const std::vector
     if (k == "min_packets" && a.min_packets != m.min_packets) return false;
     if (k == "max_windows" && a.max_windows != m.max_windows) return false;
     if (k == "flows" && a.bidirectional != m.bidirectional) return false;
+    if (k == "min_ip_len" && a.min_ip_len != m.min_ip_len) return false;
   }
   return true;
 }
@@ -153,6 +154,7 @@ std::string window_text(const WindowPolicy& w) {
     o << "count windows of " << w.packets << " packets";
   o << ", min_packets " << w.min_packets << ", max_windows " << w.max_windows
     << (w.bidirectional ? ", both directions per flow" : ", one direction per flow");
+  if (w.min_ip_len) o << ", packets under " << w.min_ip_len << " bytes left out";
   return o.str();
 }
 

@@ -190,7 +190,7 @@ void apply_override(YAML::Node root, const std::string& expr, const Reader& rd) 
 }
 
 WindowPolicy parse_window(const YAML::Node& n, const Reader& rd) {
-  rd.check_keys(n, "window", {"kind", "length_s", "packets", "min_packets", "max_windows", "flows"});
+  rd.check_keys(n, "window", {"kind", "length_s", "packets", "min_packets", "max_windows", "flows", "min_ip_len"});
   WindowPolicy w;
   const std::string kind = n["kind"] ? rd.str(n["kind"], "window.kind") : "count";
   if (kind == "time") {
@@ -211,6 +211,8 @@ WindowPolicy parse_window(const YAML::Node& n, const Reader& rd) {
     if (flows != "uni" && flows != "bi") rd.fail("window.flows", "expected uni or bi, got '" + flows + "'");
     w.bidirectional = flows == "bi";
   }
+  if (n["min_ip_len"])
+    w.min_ip_len = static_cast<uint32_t>(rd.uint(n["min_ip_len"], "window.min_ip_len", 0, 65535));
   return w;
 }
 

@@ -168,6 +168,7 @@ struct FlowTable::Impl {
   TimeNs length_ns;
   TimeNs idle_ns;
   uint32_t count_packets;
+  uint32_t min_ip_len;
   uint32_t min_packets;
   uint32_t max_windows;
   uint32_t max_records;
@@ -216,6 +217,7 @@ struct FlowTable::Impl {
     length_ns = cfg.window.length_ns;
     idle_ns = cfg.idle_timeout_ns;
     count_packets = cfg.window.packets;
+    min_ip_len = cfg.window.min_ip_len;
     min_packets = cfg.window.min_packets;
     max_windows = cfg.window.max_windows;
     max_records = cfg.max_records;
@@ -493,6 +495,12 @@ struct FlowTable::Impl {
   void add_packet(uint32_t s, uint32_t ip_len, TimeNs now, bool swapped) noexcept {
     Slot& f = slots[s];
     TimeNs t = now < f.last_ns ? f.last_ns : now;
+    if (ip_len < min_ip_len) {  // in the flow, in no window
+      ++f.packets;
+      f.bytes += ip_len;
+      f.last_ns = t;
+      return;
+    }
     if (time_windows) {
       if (f.win_packets == 0 || t >= f.win_end_ns) {
         if (f.win_packets) close_window(s, CloseReason::kTime);

@@ -25,6 +25,9 @@ struct WindowPolicy {
   uint32_t max_windows = 0;           // windows emitted per flow; 0 = unlimited, 1 = early verdict only
   bool bidirectional = false;         // a flow is both directions of a connection; each record says
                                       // which (PacketRecord::reverse); count windows count both
+  uint32_t min_ip_len = 0;            // packets with a shorter IP length count in the flow's totals but
+                                      // enter no window (53: TCP's pure ACKs, as in sources that only
+                                      // keep packets with payload); 0 = every packet
 };
 
 struct FlowTableConfig {

@@ -208,7 +208,7 @@ bool PictureConfig::same_pictures(const PictureConfig& o) const noexcept {
   // min_packets and max_windows decide which windows get classified, not what they look like.
   if (window.kind != o.window.kind || resolution != o.resolution || max_size != o.max_size ||
       time_axis != o.time_axis || clip != o.clip || norm != o.norm || channels != o.channels ||
-      window.bidirectional != o.window.bidirectional)
+      window.bidirectional != o.window.bidirectional || window.min_ip_len != o.window.min_ip_len)
     return false;
   if (window.kind == WindowPolicy::Kind::kTime ? window.length_ns != o.window.length_ns
                                                : window.packets != o.window.packets)
@@ -237,6 +237,7 @@ void to_json(nlohmann::json& j, const PictureConfig& c) {
       {"norm", normalisation_name(c.norm)},
       {"channels", c.channels},
   };
+  if (c.window.min_ip_len) j["window"]["min_ip_len"] = c.window.min_ip_len;  // absent = 0
 }
 
 namespace {
@@ -298,6 +299,10 @@ void from_json(const nlohmann::json& j, PictureConfig& out) {
     const std::string flows = get_str(w, "flows", "window.");
     if (flows != "uni" && flows != "bi") bad("window.flows must be \"uni\" or \"bi\" (got \"" + flows + "\")");
     c.window.bidirectional = flows == "bi";
+  }
+  if (w.contains("min_ip_len")) {
+    c.window.min_ip_len = get_u32(w, "min_ip_len", "window.");
+    if (c.window.min_ip_len > 65535) bad("window.min_ip_len must be <= 65535 (got " + std::to_string(c.window.min_ip_len) + ")");
   }
 
   c.resolution = get_u32(j, "resolution");

@@ -62,7 +62,7 @@ void print_summary(const WindowDataset& ds) {
 // How captures are cut into windows: the options `dataset pcap` and `dataset corpus` share.
 struct WindowingArgs {
   std::string window;
-  uint32_t min_packets, max_windows, capacity = 1u << 16;
+  uint32_t min_packets, max_windows, capacity = 1u << 16, min_ip_len = 0;
   std::string idle = "30s";
   std::string flows = "uni";
   void add_to(CLI::App* sub, const char* max_windows_help) {
@@ -71,6 +71,10 @@ struct WindowingArgs {
                                       "marked initiator or responder (for two-channel pictures)")
         ->capture_default_str()
         ->check(CLI::IsMember({"uni", "bi"}));
+    sub->add_option("--min-ip-len", min_ip_len, "packets with a shorter IP length enter no window (53: leave out TCP's "
+                                                "pure ACKs, which fgnet's flows do not have); 0 = every packet")
+        ->capture_default_str()
+        ->check(CLI::Range(0u, 65535u));
     sub->add_option("--min-packets", min_packets, "windows with fewer packets are not kept")->capture_default_str()->check(CLI::Range(1u, 1000000u));
     sub->add_option("--max-windows", max_windows, max_windows_help)->capture_default_str();
     sub->add_option("--flow-capacity", capacity, "concurrent flows in the flow table")->capture_default_str()->check(CLI::Range(16u, 1u << 26));
@@ -83,6 +87,7 @@ struct WindowingArgs {
     t.window.min_packets = min_packets;
     t.window.max_windows = max_windows;
     t.window.bidirectional = flows == "bi";
+    t.window.min_ip_len = min_ip_len;
     t.capacity = capacity;
     t.idle_timeout_ns = parse_duration(idle, "--idle-timeout");
     const std::string cfg_err = t.validate();

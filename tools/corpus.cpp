@@ -514,7 +514,12 @@ void import_learnlive(const fs::path& dir, const CorpusOptions& opt, Builder& b,
   rep.packets += imp.pipe.counters().packets;
 }
 
-void import_odeflow(const fs::path& dir, const CorpusOptions&, Builder& b, SourceReport& rep) {
+void import_odeflow(const fs::path& dir, const CorpusOptions& opt, Builder& b, SourceReport& rep) {
+  // ODE-Flow's windows are cut already: with a window min_ip_len their shorter packets are taken
+  // out of each window, and a window left with fewer than min(min_packets, 10) packets is not kept.
+  const uint32_t min_len = opt.table.window.min_ip_len;
+  const uint32_t keep_at = std::min<uint32_t>(opt.table.window.min_packets, 10);
+  std::vector<PacketRecord> kept;
   for (const char* split : {"train", "val"}) {
     const WindowDataset d = load_odeflow(dir.string(), split);
     b.capture(split);
@@ -523,7 +528,27 @@ void import_odeflow(const fs::path& dir, const CorpusOptions&, Builder& b, Sourc
       rep.packets += w.info.packets;
       WindowInfo info = w.info;  // ODE-Flow keeps no addresses: each window its own synthetic flow
       info.key = RecordCapture::key(n++, true, 0);
-      b.add(info, d.records_of(w), w.info.n_records, &d.classes[static_cast<size_t>(w.label)]);
+      const PacketRecord* recs = d.records_of(w);
+      if (min_len == 0) {
+        b.add(info, recs, w.info.n_records, &d.classes[static_cast<size_t>(w.label)]);
+        continue;
+      }
+      kept.clear();
+      uint64_t bytes = 0;
+      for (uint32_t i = 0; i < w.info.n_records; ++i)
+        if (recs[i].size >= min_len) {
+          kept.push_back(recs[i]);
+          bytes += recs[i].size;
+        }
+      if (kept.size() < keep_at) {
+        ++rep.windows;  // seen, not kept
+        continue;
+      }
+      const uint32_t t0 = kept.front().t_us;
+      for (auto& r : kept) r.t_us -= t0;
+      info.packets = info.n_records = static_cast<uint32_t>(kept.size());
+      info.bytes = bytes;
+      b.add(info, kept.data(), info.n_records, &d.classes[static_cast<size_t>(w.label)]);
     }
   }
 }

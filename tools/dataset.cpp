@@ -137,6 +137,7 @@ nlohmann::json window_policy_json(const WindowPolicy& w) {
   j["min_packets"] = w.min_packets;
   j["max_windows"] = w.max_windows;
   j["flows"] = w.bidirectional ? "bi" : "uni";
+  if (w.min_ip_len) j["min_ip_len"] = w.min_ip_len;  // absent = 0 (files before it read the same)
   return j;
 }
 
@@ -154,6 +155,8 @@ WindowPolicy window_policy_from_json(const nlohmann::json& j) {
     const std::string flows = j.value("flows", std::string("uni"));  // absent in version 1 files
     if (flows != "uni" && flows != "bi") throw DatasetError("window flows '" + flows + "' is neither uni nor bi");
     w.bidirectional = flows == "bi";
+    w.min_ip_len = j.value("min_ip_len", 0u);
+    if (w.min_ip_len > 65535) throw DatasetError("window min_ip_len " + std::to_string(w.min_ip_len) + " is over 65535");
     return w;
   } catch (const nlohmann::json::exception& e) {
     throw DatasetError(std::string("window policy: ") + e.what());

@@ -47,9 +47,14 @@ case "$RECIPE" in
                PICTURE=(--resolution 32 --time-axis span --norm clip --clip 8 --channels 2) ;;
   *) echo "10-corpus.sh: unknown RECIPE '$RECIPE' (count20, count20-1ms, time15, time60, count20-bi, count20-bi1, count20-bimix, time15-bi)" >&2; exit 2 ;;
 esac
+# MIN_IP_LEN=N: packets shorter than N bytes (IP length) enter no window (53: TCP's pure ACKs,
+# which fgnet's flows do not have); names the run and the corpus -lenN.
+MIN_IP_LEN=${MIN_IP_LEN:-0}
+[ "$MIN_IP_LEN" -gt 0 ] && WINDOW+=(--min-ip-len "$MIN_IP_LEN")
 CORPUS_NAME=${WINDOW[1]/:/}
 [[ " ${WINDOW[*]} " == *" --flows bi "* ]] && CORPUS_NAME=$CORPUS_NAME-bi
 [[ " ${WINDOW[*]} " == *" --keep-one-way "* ]] && CORPUS_NAME=$CORPUS_NAME-mix
+[ "$MIN_IP_LEN" -gt 0 ] && CORPUS_NAME=$CORPUS_NAME-len$MIN_IP_LEN
 TRAIN=(--cap "$CAP" --holdout-by capture --holdout 0.1 --epochs 30 --patience 5 --lr 0.001 --batch 64
        --threads "$THREADS" "${PICTURE[@]}")
 for s in ${NO_TRAIN//,/ }; do TRAIN+=(--exclude-source "$s"); done
@@ -63,6 +68,7 @@ SEED=${SEED:-1}
 TRAIN+=(--seed "$SEED" --cap-seed "$SEED")
 O=$OUT/corpus-$RECIPE${NO_TRAIN:+-no-${NO_TRAIN//,/-}}${CLASSES:+-$(tr -cd ',' <<<"$CLASSES" | wc -c | awk '{print $1 + 1}')cls}
 [ "$AUGMENT" -gt 0 ] && O=$O-aug$AUGMENT
+[ "$MIN_IP_LEN" -gt 0 ] && O=$O-len$MIN_IP_LEN
 [ "$SEED" != 1 ] && O=$O-s$SEED
 mkdir -p "$O"
 # The corpus depends on the window policy and the class map only: recipes with the same windows

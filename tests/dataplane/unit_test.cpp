@@ -84,6 +84,15 @@ TEST(Config, IntegersAreDecimal) {  // issue 17: "capacity: 010" was read as oct
   EXPECT_NE(error_of(kGood, {"inference.batch=+3"}).find("expected a whole number"), std::string::npos);
 }
 
+TEST(Config, WindowMinIpLenIsReadAndBounded) {  // issue 10: packets under N bytes enter no window
+  const Config c = parse_config(std::string(kGood) + "window: {min_ip_len: 53}\n", "t.yaml");
+  ASSERT_TRUE(c.window.has_value());
+  EXPECT_EQ(c.window->min_ip_len, 53u);
+  EXPECT_EQ(c.window_keys, (std::vector<std::string>{"min_ip_len"}));
+  EXPECT_NE(error_of(std::string(kGood) + "window: {min_ip_len: 70000}\n").find("window.min_ip_len: must be between 0 and 65535"),
+            std::string::npos);
+}
+
 TEST(Config, EveryMistakeIsOneLineSayingWhatToChange) {
   struct Case {
     std::string yaml_extra;  // appended or substituted

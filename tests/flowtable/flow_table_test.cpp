@@ -88,6 +88,53 @@ TEST(FlowTableCount, WindowsOf20Min10ExactBoundaries) {
   EXPECT_EQ(t.chunks_free(), t.record_chunks());
 }
 
+// min_ip_len: shorter packets (pure ACKs) count in the flow's totals and enter no window, so a
+// count window holds 20 packets of at least that length, whatever ACKs come between them.
+TEST(FlowTableCount, MinIpLenLeavesShortPacketsOutOfWindows) {
+  Collector col;
+  FlowTableConfig cfg = count_cfg();
+  cfg.window.min_ip_len = 53;
+  FlowTable t(cfg, &Collector::sink, &col, 0);
+  const FlowKey a = key_v4(0x0a000001, 0x0a000002, 5000, 443);
+  // 60 packets 1 ms apart: every third a 52-byte ACK (left out), the others 1000 + i bytes.
+  uint64_t all_bytes = 0;
+  for (uint32_t i = 0; i < 60; ++i) {
+    const uint32_t len = i % 3 == 2 ? 52 : 1000 + i;
+    all_bytes += len;
+    feed(t, a, len, kT0 + i * kNsPerMs);
+  }
+  // 40 long packets: two full windows, no ACK in either.
+  ASSERT_EQ(col.windows.size(), 2u);
+  uint32_t i = 0;  // the packet index of the next long one
+  for (const Window& w : col.windows) {
+    EXPECT_EQ(w.info.packets, 20u);
+    ASSERT_EQ(w.records.size(), 20u);
+    uint64_t bytes = 0;
+    if (i % 3 == 2) ++i;  // a window starts at a long packet
+    const uint32_t first = i;
+    for (const auto& r : w.records) {
+      if (i % 3 == 2) ++i;
+      EXPECT_EQ(r.size, 1000 + i);
+      EXPECT_EQ(r.t_us, (i - first) * 1000u);
+      bytes += 1000 + i;
+      ++i;
+    }
+    EXPECT_EQ(w.info.bytes, bytes);
+  }
+  FlowView v;
+  ASSERT_TRUE(t.find(a, v));
+  EXPECT_EQ(v.packets, 60u);  // the flow counts every packet
+  EXPECT_EQ(v.bytes, all_bytes);
+  EXPECT_EQ(v.window_packets, 0u);
+  // A flow of ACKs only never opens a window.
+  const FlowKey b = key_v4(0x0a000002, 0x0a000001, 443, 5000);
+  for (uint32_t k = 0; k < 30; ++k) feed(t, b, 40, kT0 + k * kNsPerMs);
+  t.flush(kT0 + kNsPerSec);
+  EXPECT_EQ(col.windows.size(), 2u);
+  EXPECT_EQ(t.counters().windows_closed, 2u);
+  EXPECT_EQ(t.counters().packets, 90u);
+}
+
 TEST(FlowTableTime, FifteenSecondBlocksBoundariesAndSkippedBlocks) {
   Collector col;
   FlowTable t(time_cfg(), &Collector::sink, &col);

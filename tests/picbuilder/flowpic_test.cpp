@@ -365,6 +365,21 @@ TEST(PictureConfigJson, BidirectionalTwoChannelsRoundTripAndOldFilesReadAsOneCha
   EXPECT_EQ(o.channels, 1u);
 }
 
+TEST(PictureConfigJson, MinIpLenRoundTripsChangesThePicturesAndIsAbsentWhenZero) {
+  PictureConfig c;
+  nlohmann::json zero = c;
+  EXPECT_FALSE(zero["window"].contains("min_ip_len"));  // files without it read as 0
+  c.window.min_ip_len = 53;
+  nlohmann::json j = c;
+  EXPECT_EQ(j["window"]["min_ip_len"], 53);
+  const PictureConfig back = nlohmann::json::parse(j.dump()).get<PictureConfig>();
+  EXPECT_EQ(back.window.min_ip_len, 53u);
+  EXPECT_TRUE(back.same_pictures(c));
+  EXPECT_FALSE(back.same_pictures(PictureConfig{}));  // other packets in the windows
+  j["window"]["min_ip_len"] = 70000;
+  EXPECT_THROW(j.get<PictureConfig>(), std::exception);
+}
+
 // Two channels: plane 0 is the one-channel picture of the initiator's records, plane 1 of the
 // responder's; one channel over a bidirectional window is the picture of all records.
 TEST(FlowPicPicture, TwoChannelsSplitTheRecordsByDirection) {

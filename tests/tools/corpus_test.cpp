@@ -330,6 +330,43 @@ TEST(CorpusImport, OdeFlowKeepsBothSplitsAsCaptures) {
   EXPECT_EQ(counts[5], 0u);            // no "other" in ODE-Flow
 }
 
+// min_ip_len on ODE-Flow's ready-cut windows: the short packets leave each window, the kept
+// ones keep their order and spacing (time from the first kept one), and a window left with fewer
+// than 10 packets is not kept; the windows kept are the ones the full import has, thinned.
+TEST(CorpusImport, OdeFlowMinIpLenThinsItsWindows) {
+  NEED_DATA("ode-flow");
+  ClassMap map = ClassMap::load(repo_file("corpus/class-map.csv"));
+  const auto all = build_corpus({"ode-flow"}, options(&map, 0), nullptr);
+  CorpusOptions o = options(&map, 0);
+  o.table.window.min_ip_len = 53;
+  const auto thin = build_corpus({"ode-flow"}, o, nullptr);
+  EXPECT_EQ(thin.window.min_ip_len, 53u);
+  ASSERT_GT(thin.windows.size(), 0u);
+  ASSERT_LT(thin.windows.size(), all.windows.size());  // some windows were mostly ACKs
+  size_t a = 0;
+  for (const auto& w : thin.windows) {
+    ASSERT_GE(w.info.n_records, 10u);
+    // Find the full window this one was cut from: the same label and, once the short packets
+    // are left out, the same sizes.
+    bool found = false;
+    for (; a < all.windows.size() && !found; ++a) {
+      const auto& f = all.windows[a];
+      if (f.label != w.label) continue;
+      std::vector<PacketRecord> kept;
+      for (uint32_t i = 0; i < f.info.n_records; ++i)
+        if (all.records[f.first_record + i].size >= 53) kept.push_back(all.records[f.first_record + i]);
+      if (kept.size() != w.info.n_records) continue;
+      found = true;
+      for (uint32_t i = 0; i < w.info.n_records; ++i) {
+        const auto& r = thin.records[w.first_record + i];
+        EXPECT_EQ(r.size, kept[i].size);
+        EXPECT_EQ(r.t_us, kept[i].t_us - kept[0].t_us);
+      }
+    }
+    ASSERT_TRUE(found) << "a thinned window with no full window behind it";
+  }
+}
+
 // Bidirectional windows: a playback session's uplink and downlink are one connection, so
 // the session gives (up + down) / 20 windows (not up / 20 + down / 20), every window marked
 // by direction, and its key is the one of the session's first packet.
