@@ -47,8 +47,13 @@ void make_parents(const std::string& dir) {
     return;
   }
   make_parents(parent_of(dir));
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    throw std::runtime_error("cannot create " + dir + ": " + err_text(errno));
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    const int e = errno;
+    throw std::runtime_error("cannot create " + dir + ": " + err_text(e) +
+                             (e == EACCES || e == EPERM || e == EROFS
+                                  ? " (run flowpicd as root, or set $FLOWPICD_RUN_DIR or run_dir: to a directory you own)"
+                                  : ""));
+  }
   ::chmod(dir.c_str(), 0755);
 }
 
