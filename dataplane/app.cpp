@@ -29,6 +29,7 @@
 #include <ctime>
 #include <thread>
 
+#include "common/run_dir.hpp"
 #include "ctl/control_server.hpp"
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
@@ -1252,7 +1253,11 @@ void App::Impl::start_control() {
     }
     std::string err;
     if (!register_control_telemetry(*ctl, &err)) spdlog::warn("DPDK telemetry commands not registered: {}", err);
-    spdlog::info("control socket {} (flowpicctl -s {} status)", cfg.control_socket, cfg.control_socket);
+    // flowpicctl -i finds RUN_BASE/INSTANCE/control.sock; any other place needs -s.
+    if (cfg.control_socket == run_base() + "/" + cfg.instance + "/" + kControlSocketName)
+      spdlog::info("control socket {} (flowpicctl -i {} status)", cfg.control_socket, cfg.instance);
+    else
+      spdlog::info("control socket {} (flowpicctl -s {} status)", cfg.control_socket, cfg.control_socket);
   }
   if (cfg.prometheus_enabled) {
     PrometheusConfig pc;
