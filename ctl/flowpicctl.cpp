@@ -27,6 +27,7 @@
 
 #include "common/flow_key.hpp"
 #include "common/printable.hpp"
+#include "common/run_dir.hpp"
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -36,7 +37,7 @@ namespace {
 enum Exit { kOk = 0, kRefused = 1, kUsage = 2, kConnect = 3, kTimeout = 4 };
 
 struct Options {
-  std::string socket_path = "/run/flowpic/flowpicd.sock";
+  std::string socket_path;  // -s, else from -i, $FLOWPIC_SOCKET or the one running instance
   bool json_out = false;
   int timeout_ms = 10000;
   std::vector<unsigned> allow_uids;  // besides root and the caller: who may serve the socket
@@ -83,7 +84,7 @@ json call(const Options& o, const std::string& cmd, const json& args) {
       continue;
     }
     std::string hint;
-    if (e == ENOENT || e == ECONNREFUSED) hint = " (is flowpicd running? set the path with -s or FLOWPIC_SOCKET)";
+    if (e == ENOENT || e == ECONNREFUSED) hint = " (is flowpicd running? name the instance with -i or the socket with -s)";
     else if (e == EACCES || e == EPERM) hint = " (the socket is mode 0600: run as the user that runs flowpicd)";
     throw CallError{kConnect, "connect",
                     "cannot connect to " + o.socket_path + ": " + std::strerror(e) + hint};
@@ -469,6 +470,58 @@ void print_model_show(const json& r) {
   one("previous  ", r.value("previous", json()));
 }
 
+// Is a flowpicd listening on the socket at `path`? (A non-blocking connect, closed at once.)
+bool listening(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return false;
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int e = errno;
+  ::close(fd);
+  return rc == 0 || e == EAGAIN;
+}
+
+// No -s, no -i, no $FLOWPIC_SOCKET: the control socket of the one instance running under
+// RUN_BASE (RUN_BASE/NAME/control.sock with a listener). Throws CallError when none or several run.
+std::string discover_socket() {
+  namespace fs = std::filesystem;
+  const std::string base = flowpic::run_base();
+  std::vector<std::string> live, unreadable;
+  std::error_code ec;
+  fs::directory_iterator it(base, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw CallError{kConnect, "connect",
+                    "cannot read " + base + ": " + ec.message() +
+                        " (run as root or as flowpicd's user, or name the socket with -s)"};
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const std::string sock = it->path().string() + "/" + flowpic::kControlSocketName;
+    std::error_code e2;
+    const auto st = fs::symlink_status(sock, e2);
+    if (e2 && e2 != std::errc::no_such_file_or_directory) {
+      unreadable.push_back(name);
+      continue;
+    }
+    if (st.type() == fs::file_type::socket && listening(sock)) live.push_back(name);
+  }
+  std::sort(live.begin(), live.end());
+  if (live.size() == 1) return base + "/" + live[0] + "/" + flowpic::kControlSocketName;
+  std::string list;
+  for (const auto& n : live) list += (list.empty() ? "" : ", ") + n;
+  if (live.size() > 1)
+    throw CallError{kUsage, "usage", "several flowpicd instances run under " + base + " (" + list +
+                                         "): choose one with -i NAME"};
+  std::string more;
+  for (const auto& n : unreadable) more += (more.empty() ? "" : ", ") + n;
+  throw CallError{kConnect, "connect",
+                  "no flowpicd instance runs (no " + std::string(flowpic::kControlSocketName) + " with a listener under " +
+                      base + "/*/" + (more.empty() ? "" : "; not allowed to look into " + more) +
+                      "): start one, or name its instance with -i or its socket with -s"};
+}
+
 int report_error(const Options& o, const CallError& e) {
   if (o.json_out)
     std::cout << json{{"ok", false}, {"error", e.message}, {"code", e.code}}.dump(2) << "\n";
@@ -480,13 +533,18 @@ int report_error(const Options& o, const CallError& e) {
 
 int main(int argc, char** argv) {
   Options o;
-  if (const char* env = std::getenv("FLOWPIC_SOCKET"); env && *env) o.socket_path = env;
+  std::string instance;
 
   CLI::App app{"flowpicctl: control a running flowpicd (status, counters, flows, live model swap).\n"
                "Exit codes: 0 ok, 1 flowpicd refused or failed the command, 2 usage error,\n"
-               "3 cannot connect, 4 timeout."};
-  app.add_option("-s,--socket", o.socket_path,
-                 "control socket of flowpicd (default $FLOWPIC_SOCKET or /run/flowpic/flowpicd.sock)");
+               "3 cannot connect, 4 timeout.\n"
+               "Which flowpicd: -s SOCKET, else -i INSTANCE ($FLOWPICD_RUN_DIR or /run/flowpicd, then\n"
+               "INSTANCE/control.sock), else $FLOWPIC_SOCKET, else the one instance running there."};
+  auto* sock_opt = app.add_option("-s,--socket", o.socket_path, "control socket of flowpicd (a path)");
+  app.add_option("-i,--instance", instance,
+                 "flowpicd instance: its socket RUN_BASE/INSTANCE/control.sock, RUN_BASE = $FLOWPICD_RUN_DIR or "
+                 "/run/flowpicd")
+      ->excludes(sock_opt);
   app.add_flag("--json", o.json_out, "print raw JSON replies (for scripts)");
   app.add_option("--timeout", o.timeout_ms, "milliseconds to wait for a reply (default 10000)")
       ->check(CLI::Range(1, 3600 * 1000));
@@ -540,6 +598,25 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
+  }
+
+  if (o.socket_path.empty()) {
+    if (!instance.empty()) {
+      if (!flowpic::valid_instance_name(instance)) {
+        std::cerr << "flowpicctl: -i " << flowpic::printable(instance)
+                  << ": not an instance name (letters, digits, _ - . @)\n";
+        return kUsage;
+      }
+      o.socket_path = flowpic::run_base() + "/" + instance + "/" + flowpic::kControlSocketName;
+    } else if (const char* env = std::getenv("FLOWPIC_SOCKET"); env && *env) {
+      o.socket_path = env;
+    } else {
+      try {
+        o.socket_path = discover_socket();
+      } catch (const CallError& e) {
+        return report_error(o, e);
+      }
+    }
   }
 
   std::string cmd;

@@ -11,7 +11,10 @@
 #include <rte_mbuf_dyn.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <pwd.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +29,7 @@
 #include <ctime>
 #include <thread>
 
+#include "common/run_dir.hpp"
 #include "ctl/control_server.hpp"
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
@@ -33,6 +37,7 @@
 #include "dataplane/pipeline.hpp"
 #include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
+#include "dataplane/privileges.hpp"
 #include "dataplane/worker.hpp"
 #include "packet/pcap_reader.hpp"
 #include "infer/network.hpp"
@@ -210,6 +215,10 @@ struct App::Impl {
   std::map<uint32_t, std::string> tag_ids;
   std::unique_ptr<ControlServer> ctl;
   std::unique_ptr<PrometheusServer> prom;
+  // Run directory and service user (issue 16).
+  std::optional<ServiceUser> service;
+  int lock_fd = -1;             // RUN_DIR/flowpicd.lock, held until exit
+  size_t threads_checked = 0;   // threads verified in /proc/self/task after the switch
 
   FlowTableConfig table_config() const {
     FlowTableConfig t;
@@ -244,6 +253,10 @@ struct App::Impl {
 
   void preflight();
   void check_endpoints() const;
+  void prepare_run_dir_and_lock();
+  // After EAL, ports, lcores, outputs and sockets: every thread to the service user, verified.
+  void drop_privileges();
+  nlohmann::ordered_json process_json() const;
   void init_eal();
   void setup_ports();
   void setup_lcores();
@@ -311,6 +324,7 @@ App::~App() {
   impl_->pipeline.reset();
   impl_->shutdown_ports();
   if (impl_->eal_up) eal_cleanup_and_remove_runtime_dir();
+  if (impl_->lock_fd >= 0) ::close(impl_->lock_fd);
 }
 
 void App::preflight() { impl_->preflight(); }
@@ -436,15 +450,97 @@ void App::Impl::preflight() {
   if (!cfg.control_socket.empty())
     if (const auto d = shared_dir(cfg.control_socket); !d.empty())
       throw StartError("config " + cfg.source + ": control.socket: " + d +
-                       " is world-writable without the sticky bit; put the socket in a private directory (e.g. /run/flowpic)");
+                       " is world-writable without the sticky bit; put the socket in a private directory "
+                       "(a relative name: it goes in the run directory)");
   if (!opt.summary_json.empty())
     if (const auto d = shared_dir(opt.summary_json); !d.empty())
       throw StartError("--summary-json: " + d + " is world-writable without the sticky bit; use a private directory");
+  if (!cfg.user.empty()) {
+    try {
+      service = lookup_service_user(cfg.user, cfg.group, "config " + cfg.source + ": ");
+    } catch (const std::exception& e) {
+      throw StartError(e.what());
+    }
+    // The summary is written at the end, after the switch: its directory must let the user write.
+    if (!opt.summary_json.empty()) {
+      std::error_code ec;
+      const fs::path dir = fs::absolute(opt.summary_json, ec).parent_path();
+      struct stat st {};
+      if (dir != fs::path(cfg.run_dir) && ::stat(dir.c_str(), &st) == 0) {
+        const bool writable = (st.st_uid == service->uid && (st.st_mode & S_IWUSR)) ||
+                              (st.st_gid == service->gid && (st.st_mode & S_IWGRP)) || (st.st_mode & S_IWOTH);
+        if (!writable)
+          throw StartError("--summary-json: " + dir.string() + " is not writable by user " + service->user +
+                           ", who writes the summary at the end; use a directory it may write, e.g. the run directory " +
+                           cfg.run_dir);
+      }
+    }
+  }
+  if (opt.check_only) return;  // --check creates nothing: no run directory, no output file
+  prepare_run_dir_and_lock();
   try {
     out = std::make_unique<VerdictOutput>(cfg.verdicts);
   } catch (const std::exception& e) {
     throw StartError(e.what());
   }
+}
+
+void App::Impl::prepare_run_dir_and_lock() {
+  if (service && ::geteuid() != 0 && ::geteuid() != service->uid)
+    throw StartError("config " + cfg.source + ": user: switching to '" + service->user +
+                     "' needs root; start flowpicd as root, or remove user:/--user");
+  try {
+    prepare_run_dir(cfg.run_dir, service ? service->uid : ::geteuid(),
+                    service ? std::optional<gid_t>(service->gid) : std::nullopt);
+    lock_fd = lock_instance(cfg.run_dir, cfg.instance);
+  } catch (const std::exception& e) {
+    throw StartError(std::string(e.what()));
+  }
+  spdlog::info("instance {}: run directory {}", cfg.instance, cfg.run_dir);
+  if (service && !eal_has(cfg.eal, "--in-memory"))
+    spdlog::warn("user: {}: DPDK's runtime directory (/var/run/dpdk/PREFIX) is made as root and stays behind at "
+                 "stop, the user cannot remove it; with hugepages add --in-memory to eal: to have none, else remove "
+                 "it after stop", service->user);
+}
+
+void App::Impl::drop_privileges() {
+  if (!service) return;
+  try {
+    if (::geteuid() != service->uid || ::getegid() != service->gid) {
+      chown_run_dir_entries(cfg.run_dir, *service);
+      switch_user(*service);
+    }
+    const auto threads = thread_creds();
+    if (const std::string why = creds_problem(threads, service->uid, service->gid); !why.empty())
+      throw std::runtime_error("not every thread switched: " + why);
+    threads_checked = threads.size();
+  } catch (const std::exception& e) {
+    throw StartError("config " + cfg.source + ": user: " + service->user + ": " + e.what() +
+                     "; refusing to run with mixed privileges");
+  }
+  spdlog::info("running as user {} (uid {}), group {} (gid {}): {} threads checked, no capabilities", service->user,
+               service->uid, service->group, service->gid, threads_checked);
+}
+
+nlohmann::ordered_json App::Impl::process_json() const {
+  nlohmann::ordered_json p;
+  const uid_t uid = ::geteuid();
+  const gid_t gid = ::getegid();
+  p["uid"] = uid;
+  p["gid"] = gid;
+  std::string user = std::to_string(uid), group = std::to_string(gid);
+  char buf[16384];
+  passwd pw{}, *pres = nullptr;
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &pres) == 0 && pres) user = pres->pw_name;
+  ::group g{}, *gres = nullptr;
+  if (getgrgid_r(gid, &g, buf, sizeof buf, &gres) == 0 && gres) group = gres->gr_name;
+  p["user"] = user;
+  p["group"] = group;
+  p["switched"] = service.has_value();
+  p["threads_checked"] = threads_checked;
+  p["instance"] = cfg.instance;
+  p["run_dir"] = cfg.run_dir;
+  return p;
 }
 
 // What the control socket and the Prometheus endpoint need, checked before DPDK starts so that
@@ -785,6 +881,7 @@ void App::start() {
   d.lcores_running = true;
   d.started = std::chrono::steady_clock::now();
   d.start_control();
+  d.drop_privileges();
 }
 
 void App::Impl::stats_line(double dt, std::vector<uint64_t>& prev_rx) const {
@@ -902,6 +999,7 @@ nlohmann::ordered_json App::Impl::summary() const {
     s["model"] = current.model ? current.model->id() : model->id();
   }
   s["clock"] = clock_mode_name(cfg.clock);
+  s["process"] = process_json();
   s["stop_reason"] = stop_reason;
   s["runtime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // Per port (rx side): what its lcores received and what became of it.
@@ -1157,7 +1255,11 @@ void App::Impl::start_control() {
     }
     std::string err;
     if (!register_control_telemetry(*ctl, &err)) spdlog::warn("DPDK telemetry commands not registered: {}", err);
-    spdlog::info("control socket {} (flowpicctl -s {} status)", cfg.control_socket, cfg.control_socket);
+    // flowpicctl -i finds RUN_BASE/INSTANCE/control.sock; any other place needs -s.
+    if (cfg.control_socket == run_base() + "/" + cfg.instance + "/" + kControlSocketName)
+      spdlog::info("control socket {} (flowpicctl -i {} status)", cfg.control_socket, cfg.instance);
+    else
+      spdlog::info("control socket {} (flowpicctl -s {} status)", cfg.control_socket, cfg.control_socket);
   }
   if (cfg.prometheus_enabled) {
     PrometheusConfig pc;

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
+#include "common/run_dir.hpp"
 #include "embedded_config.hpp"  // generated from configs/replay.yaml
 
 namespace flowpic {
@@ -255,10 +257,37 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   for (const auto& o : overrides) apply_override(root, o, rd);
 
-  rd.check_keys(root, "", {"eal", "ports", "mempool", "cores", "flow_table", "window", "clock", "model",
+  rd.check_keys(root, "", {"instance", "run_dir", "user", "group", "eal", "ports", "mempool", "cores", "flow_table", "window", "clock", "model",
                            "inference", "outputs", "actions", "control", "replay", "window_ring"});
   Config c;
   c.source = source;
+
+  // instance: names the run directory and the lock; default the config file's stem.
+  if (const auto in = root["instance"]; in && !in.IsNull()) {
+    c.instance = rd.str(in, "instance");
+  } else {
+    c.instance = source.rfind("<embedded", 0) == 0 ? "replay" : std::filesystem::path(source).stem().string();
+    if (!valid_instance_name(c.instance))
+      rd.fail("instance", "the config file's name '" + c.instance +
+                              "' is no instance name: set instance: (letters, digits, _ - . @, at most 64)");
+  }
+  if (!valid_instance_name(c.instance))
+    rd.fail("instance", "'" + c.instance + "' is no instance name: use letters, digits, _ - . @ (at most 64, "
+                        "not starting with . or -)");
+  std::string run_dir_yaml;
+  if (const auto rdn = root["run_dir"]; rdn && !rdn.IsNull()) {
+    run_dir_yaml = rd.str(rdn, "run_dir");
+    if (run_dir_yaml.empty() || run_dir_yaml[0] != '/')
+      rd.fail("run_dir", "must be an absolute path, e.g. /run/flowpicd/" + c.instance + ", got '" + run_dir_yaml + "'");
+  }
+  if (const auto u = root["user"]; u && !u.IsNull()) {
+    c.user = rd.str(u, "user");
+    if (c.user.empty()) rd.fail("user", "must not be empty (remove user: to keep the starting user)");
+  }
+  if (const auto g = root["group"]; g && !g.IsNull()) {
+    c.group = rd.str(g, "group");
+    if (c.group.empty()) rd.fail("group", "must not be empty (remove group: for the user's primary group)");
+  }
 
   if (const auto eal = root["eal"]; eal && !eal.IsNull()) {
     if (!eal.IsSequence()) rd.fail("eal", "expected a list of EAL arguments, e.g. [--no-huge, -m, 512]");
@@ -420,7 +449,54 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
       else rd.fail("window_ring.on_full", "expected drop or wait, got '" + s + "'");
     }
   }
+  if (!c.group.empty() && c.user.empty()) rd.fail("group", "needs user: (the group of which service user?)");
+  try {
+    resolve_run_paths(c, run_dir_yaml);
+  } catch (const ConfigError& e) {
+    rd.fail("", e.what());
+  }
   return c;
+}
+
+void resolve_run_paths(Config& c, const std::string& run_dir_yaml) {
+  if (!run_dir_yaml.empty()) {
+    c.run_dir = run_dir_yaml;
+  } else {
+    const std::string base = run_base();
+    if (base.empty() || base[0] != '/')
+      throw ConfigError("$FLOWPICD_RUN_DIR must be an absolute path, got '" + base + "'");
+    c.run_dir = base + "/" + c.instance;
+  }
+  while (c.run_dir.size() > 1 && c.run_dir.back() == '/') c.run_dir.pop_back();
+  auto inside = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : c.run_dir + "/" + p; };
+  c.control_socket = inside(c.control_socket);
+  if (c.verdicts != "stdout" && c.verdicts != "none") c.verdicts = inside(c.verdicts);
+  for (auto& p : c.ports) {
+    if (p.is_pci() || p.device.rfind("net_memif", 0) != 0) continue;
+    std::stringstream ss(p.device);
+    std::string part, out;
+    std::getline(ss, part, ',');
+    out = part;
+    bool relative = false, abstract_given = false, abstract_yes = false;
+    std::vector<std::string> args;
+    while (std::getline(ss, part, ',')) args.push_back(part);
+    for (const auto& a : args) {
+      if (a.rfind("socket-abstract=", 0) == 0) {
+        abstract_given = true;
+        abstract_yes = a.substr(16) != "no";
+      }
+    }
+    for (auto& a : args) {
+      if (a.rfind("socket=", 0) == 0 && a.size() > 7 && a[7] != '/' && !abstract_yes) {
+        a = "socket=" + c.run_dir + "/" + a.substr(7);
+        relative = true;
+      }
+      out += "," + a;
+    }
+    // memif's sockets are abstract by default in DPDK 22.11: a file in the run dir needs "no".
+    if (relative && !abstract_given) out += ",socket-abstract=no";
+    p.device = out;
+  }
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -46,6 +46,13 @@ enum class RingFullPolicy : uint8_t {
 
 struct Config {
   std::string source;                       // file the config came from ("<embedded replay.yaml>")
+  // Run directory (issue 16): instance: (default the config file's stem), run_dir: (default
+  // $FLOWPICD_RUN_DIR/INSTANCE or /run/flowpicd/INSTANCE, always absolute once parsed).
+  // Relative control.socket, outputs.verdicts and memif socket= are rewritten into it.
+  std::string instance;
+  std::string run_dir;
+  // Service user (user:, group:, or flowpicd --user): empty = keep running as the starting user.
+  std::string user, group;
   std::vector<std::string> eal;             // extra EAL arguments (no core options: see cores)
   std::vector<PortConfig> ports;
   std::optional<uint32_t> mempool_size;     // nullopt = auto
@@ -83,10 +90,18 @@ struct Config {
 
 // Loads and validates (structure, types, ranges, cross references that need no DPDK and
 // no model). `overrides` are "dotted.key=value" (ports.0.device=..., inference.batch=32),
-// applied to the YAML before validation. Throws ConfigError.
+// applied to the YAML before validation. Resolves the run directory (reads $FLOWPICD_RUN_DIR)
+// and rewrites relative run-time paths into it (resolve_run_paths). Throws ConfigError.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
+
+// Sets c.run_dir (YAML run_dir:, else $FLOWPICD_RUN_DIR/INSTANCE, else /run/flowpicd/INSTANCE)
+// and rewrites relative control.socket, outputs.verdicts and net_memif socket= arguments into it
+// (a memif socket rewritten so also gets socket-abstract=no: DPDK 22.11's memif PMD makes
+// abstract sockets by default, which would live in no directory). `run_dir_yaml` is the value
+// of run_dir: (empty when absent). Called by parse_config; exposed for tests.
+void resolve_run_paths(Config& c, const std::string& run_dir_yaml);
 
 // The configs/replay.yaml shipped in the binary (used when no -c is given).
 const char* embedded_replay_config() noexcept;

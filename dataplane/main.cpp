@@ -24,15 +24,23 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%^[%H:%M:%S.%e] %l:%$ %v");
 
   CLI::App cli{"flowpicd: classifies every flow by its FlowPic with a CNN and forwards traffic inline (DPDK).\n"
-               "Without -c it runs the embedded configs/replay.yaml (a shipped capture, no NIC, no hugepages)."};
-  std::string config_path, summary_json, log_level = "info";
+               "Without -c it runs the embedded configs/replay.yaml (a shipped capture, no NIC, no hugepages).\n"
+               "Run-time files (control socket, memif sockets, relative outputs) go to the instance's private run\n"
+               "directory: run_dir:, else $FLOWPICD_RUN_DIR/INSTANCE, else /run/flowpicd/INSTANCE (INSTANCE: instance:,\n"
+               "default the config file's name without .yaml); one flowpicd per instance (RUN_DIR/flowpicd.lock)."};
+  std::string config_path, summary_json, log_level = "info", user;
   std::vector<std::string> overrides;
   bool check = false, print_default = false;
   cli.add_option("-c,--config", config_path, "YAML config file (see docs/configuration.md)");
   cli.add_option("--set", overrides, "override a config key, e.g. --set inference.batch=32 --set ports.0.device=...")
       ->type_name("KEY=VALUE");
   cli.add_option("--summary-json", summary_json, "also write the final summary as JSON to FILE")->type_name("FILE");
-  cli.add_flag("--check", check, "validate the config and the model, then exit (starts no DPDK)");
+  cli.add_option("--user", user,
+                 "after start-up switch every thread to USER (and its primary group), keeping no capability; "
+                 "overrides user:/group:, needs root")
+      ->type_name("USER");
+  cli.add_flag("--check", check,
+               "validate the config, the model and user:/group:, then exit (starts no DPDK, creates no file)");
   cli.add_flag("--print-default-config", print_default, "print the embedded default config and exit");
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -48,6 +56,10 @@ int main(int argc, char** argv) {
     Config cfg = config_path.empty()
                      ? parse_config(embedded_replay_config(), "<embedded configs/replay.yaml>", overrides)
                      : load_config(config_path, overrides);
+    if (!user.empty()) {
+      cfg.user = user;
+      cfg.group.clear();
+    }
     AppOptions opt;
     opt.summary_json = summary_json;
     opt.check_only = check;

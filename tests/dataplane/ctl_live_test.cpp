@@ -72,6 +72,7 @@ class FlowpicdCtl : public ::testing::Test {
   void SetUp() override {
     if (flowpicd_bin().empty() || flowpicctl_bin().empty())
       GTEST_SKIP() << "FLOWPICD / FLOWPICCTL not set (run through meson test)";
+    setenv("FLOWPICD_RUN_DIR", (dir_ / "run").c_str(), 1);  // run directories here, not in /run
   }
   // Polls until pred(stats) holds or timeout_s passes; returns the last stats.
   template <class P>

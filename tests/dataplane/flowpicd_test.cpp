@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -26,6 +29,8 @@ class Flowpicd : public ::testing::Test {
  protected:
   void SetUp() override {
     if (flowpicd_bin().empty()) GTEST_SKIP() << "FLOWPICD not set (run through meson test)";
+    setenv("FLOWPICD_RUN_DIR", (dir_ / "run").c_str(), 1);  // run directories here, not in /run
+    unsetenv("FLOWPIC_SOCKET");
     model_ = dir_ / "random.fpm";
     make_model(model_);
   }
@@ -959,6 +964,316 @@ TEST_F(Flowpicd, StartupErrorsStopWithOneClearLine) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("flowpicd: no free hugepages"), std::string::npos) << r.err;
   }
+}
+
+// ---------------------------------------------------------------- issue 16: run directory, service user
+
+std::string flowpicctl_bin() { return env_or("FLOWPICCTL", ""); }
+
+bool is_socket(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// Waits until `path` is a socket (or the daemon exits); false on timeout or exit.
+bool wait_for_socket(Daemon& d, const std::string& path, int timeout_s = 90) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (is_socket(path)) return true;
+    if (!d.running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::vector<std::string> flowpicd_lines(const std::string& err) {
+  std::vector<std::string> v;
+  std::stringstream ss(err);
+  for (std::string l; std::getline(ss, l);)
+    if (l.rfind("flowpicd: ", 0) == 0) v.push_back(l);
+  return v;
+}
+
+// A replay that keeps running after the capture (stopped by SIGTERM), with the given instance,
+// control socket and verdict file named relative to its run directory.
+std::string live_instance_yaml(ConfigSpec c, const std::string& instance) {
+  c.exit_at_end = false;
+  c.verdicts = "verdicts.jsonl";
+  c.extra += "instance: " + instance + "\ncontrol: {socket: control.sock}\n";
+  return yaml_config(c);
+}
+
+// The run directory is made 0750 for the instance, holds the socket and the verdict file, and its
+// lock refuses a second flowpicd of the same instance before DPDK starts; flowpicctl finds the
+// instance by name (-i) and on its own when it is the only one, and says which when several run.
+TEST_F(Flowpicd, RunDirectoryIsPrivateLockedAndFoundByFlowpicctl) {
+  if (flowpicctl_bin().empty()) GTEST_SKIP() << "FLOWPICCTL not set (run through meson test)";
+  const std::string base = dir_ / "run", alpha = base + "/alpha", beta = base + "/beta";
+  auto ctl = [&](std::vector<std::string> args, const std::string& tag) {
+    return run_process(flowpicctl_bin(), args, dir_.path(), 60, tag);
+  };
+  {
+    const RunResult none = ctl({"status"}, "ctl-none");
+    EXPECT_EQ(none.exit_code, 3) << none.err;
+    EXPECT_NE(none.err.find("no flowpicd instance runs"), std::string::npos) << none.err;
+  }
+  Daemon a(dir_.path(), live_instance_yaml(replay(capture("wa_voice.pcap")), "alpha"), "a");
+  ASSERT_TRUE(wait_for_socket(a, alpha + "/control.sock")) << a.err();
+  struct stat st {};
+  ASSERT_EQ(::lstat(alpha.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_TRUE(std::filesystem::is_regular_file(alpha + "/verdicts.jsonl")) << "relative verdicts: in the run dir";
+  EXPECT_TRUE(std::filesystem::is_regular_file(alpha + "/flowpicd.lock"));
+
+  // Same instance again (another config file, another EAL prefix): refused, one line, before EAL.
+  const RunResult twin = run_flowpicd(dir_.path(), live_instance_yaml(replay(capture("wa_voice.pcap")), "alpha"),
+                                      "twin", {}, 60);
+  EXPECT_EQ(twin.exit_code, 1) << twin.err;
+  const auto lines = flowpicd_lines(twin.err);
+  ASSERT_EQ(lines.size(), 1u) << twin.err;
+  EXPECT_NE(lines[0].find("instance 'alpha' is already running (pid " + std::to_string(a.pid())), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find("another name with instance:"), std::string::npos) << lines[0];
+  EXPECT_EQ(twin.err.find("EAL arguments"), std::string::npos) << "refused before DPDK starts";
+  EXPECT_TRUE(a.running()) << "the first instance is untouched";
+
+  // flowpicctl: by name, and alone without -i/-s.
+  RunResult r = ctl({"-i", "alpha", "--json", "status"}, "ctl-i");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out).contains("version"));
+  r = ctl({"--json", "status"}, "ctl-found");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ctl({"-i", "gamma", "status"}, "ctl-gamma").exit_code, 3);
+
+  Daemon b(dir_.path(), live_instance_yaml(replay(capture("wa_voice.pcap")), "beta"), "b");
+  ASSERT_TRUE(wait_for_socket(b, beta + "/control.sock")) << b.err();
+  r = ctl({"status"}, "ctl-several");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("several flowpicd instances run under " + base + " (alpha, beta): choose one with -i"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(ctl({"-i", "beta", "--json", "status"}, "ctl-beta").exit_code, 0);
+  EXPECT_EQ(b.terminate(), 0) << b.err();
+  EXPECT_EQ(a.terminate(), 0) << a.err();
+  EXPECT_FALSE(std::filesystem::exists(alpha + "/control.sock")) << "the socket is removed at stop";
+  EXPECT_EQ(ctl({"status"}, "ctl-after").exit_code, 3);
+}
+
+// A run directory that someone else could have prepared is refused, naming it and the fix:
+// world- or group-writable, a symlink, owned by another user (root only), or under a
+// world-writable parent without the sticky bit.
+TEST_F(Flowpicd, UnsafeRunDirectoriesAreRefused) {
+  const std::string base = dir_ / "run";
+  ASSERT_EQ(::mkdir(base.c_str(), 0755), 0);
+  auto make = [](const std::string& p, mode_t mode) {
+    ASSERT_EQ(::mkdir(p.c_str(), 0700), 0);
+    ASSERT_EQ(::chmod(p.c_str(), mode), 0);
+  };
+  make(base + "/ww", 0777);
+  make(base + "/gw", 0770);
+  make(dir_ / "elsewhere", 0750);
+  ASSERT_EQ(::symlink((dir_ / "elsewhere").c_str(), (base + "/ln").c_str()), 0);
+  make(dir_ / "open", 0777);
+  struct Case {
+    std::string instance, extra, expect;
+  };
+  std::vector<Case> cases = {{"ww", "", "is group- or world-writable (mode 0777)"},
+                             {"gw", "", "is group- or world-writable (mode 0770)"},
+                             {"ln", "", "exists and is not a directory"},
+                             {"sub", "run_dir: " + (dir_ / "open") + "/sub\n", "world-writable without the sticky bit"}};
+  if (::geteuid() == 0) {
+    make(base + "/other", 0750);
+    ASSERT_EQ(::chown((base + "/other").c_str(), 65534, 65534), 0);
+    cases.push_back({"other", "", "not by root: someone else made it"});
+  }
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.instance);
+    ConfigSpec c = replay(capture("wa_voice.pcap"));
+    c.extra = "instance: " + k.instance + "\n" + k.extra;
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(c), "unsafe", {}, 60);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    const auto lines = flowpicd_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find("run directory "), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find(k.expect), std::string::npos) << lines[0];
+    EXPECT_EQ(r.err.find("EAL arguments"), std::string::npos) << "refused before DPDK starts";
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "elsewhere/flowpicd.lock")) << "nothing written through the symlink";
+}
+
+// A relative memif socket= lands in the run directory as a socket file (socket-abstract=no added:
+// DPDK 22.11's memif PMD would make an abstract socket, in no directory, by default).
+TEST_F(Flowpicd, RelativeMemifSocketIsAFileInTheRunDirectory) {
+  ConfigSpec c = replay(capture("wa_voice.pcap"));
+  c.ports[0].peer = "m0";
+  c.ports.push_back({"m0", "net_memif0,role=server,socket=m0.memif", "m0", 0});  // TX only
+  c.exit_at_end = false;
+  c.extra = "instance: lab\n";
+  const std::string sock = dir_ / "run/lab/m0.memif";
+  Daemon d(dir_.path(), yaml_config(c), "memif");
+  ASSERT_TRUE(wait_for_socket(d, sock)) << d.err();
+  EXPECT_NE(d.err().find("--vdev=net_memif0,role=server,socket=" + sock + ",socket-abstract=no"), std::string::npos)
+      << d.err();
+  EXPECT_EQ(d.terminate(), 0) << d.err();
+}
+
+// --check validates user:/group: (and --user) without creating anything.
+TEST_F(Flowpicd, CheckValidatesTheServiceUser) {
+  ConfigSpec c = replay(capture("wa_voice.pcap"));
+  struct Case {
+    std::string extra;
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"user: flowpicd-no-such-user\n", {}, "user: no user 'flowpicd-no-such-user' on this system; create it (useradd"},
+      {"user: nobody\ngroup: flowpicd-no-such-group\n", {}, "group: no group 'flowpicd-no-such-group'"},
+      {"user: root\n", {}, "user: 'root' is root (uid 0)"},
+      {"", {"--user", "flowpicd-no-such-user"}, "user: no user 'flowpicd-no-such-user'"},
+  };
+  const bool have_nobody = getpwnam("nobody") != nullptr;
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.extra + (k.args.empty() ? "" : k.args[1]));
+    ConfigSpec s = c;
+    s.extra = k.extra;
+    std::vector<std::string> args = {"--check"};
+    args.insert(args.end(), k.args.begin(), k.args.end());
+    const RunResult r = run_flowpicd(dir_.path(), yaml_config(s), "chk", args, 60);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    const auto lines = flowpicd_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find(k.expect), std::string::npos) << lines[0];
+  }
+  if (have_nobody) {
+    // The summary is written after the switch: a directory the user cannot write is refused...
+    c.extra = "user: nobody\n";
+    const RunResult bad = run_flowpicd(dir_.path(), yaml_config(c), "chksum", {"--check"}, 60);
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("--summary-json: " + dir_.path() + " is not writable by user nobody"), std::string::npos)
+        << bad.err;
+    // ...and without one the config passes, creating nothing.
+    write_file(dir_ / "chkok.yaml", yaml_config(c));
+    const RunResult ok = run_process(flowpicd_bin(), {"-c", dir_ / "chkok.yaml", "--check"}, dir_.path(), 60, "chkok");
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/chkok")) << "--check creates no run directory";
+  }
+}
+
+struct TaskCreds {
+  std::string tid, name, uid, gid, cap_eff, cap_prm;
+};
+// Uid/Gid/CapEff/CapPrm lines of every thread of `pid` (/proc/PID/task/*/status).
+std::vector<TaskCreds> task_creds(pid_t pid) {
+  std::vector<TaskCreds> out;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(t.path() / "status");
+    TaskCreds c;
+    c.tid = t.path().filename().string();
+    for (std::string line; std::getline(f, line);) {
+      auto val = [&](const char* key) {
+        std::string v = line.substr(std::strlen(key));
+        v.erase(0, v.find_first_not_of(" \t"));
+        return v;
+      };
+      if (line.rfind("Name:", 0) == 0) c.name = val("Name:");
+      if (line.rfind("Uid:", 0) == 0) c.uid = val("Uid:");
+      if (line.rfind("Gid:", 0) == 0) c.gid = val("Gid:");
+      if (line.rfind("CapEff:", 0) == 0) c.cap_eff = val("CapEff:");
+      if (line.rfind("CapPrm:", 0) == 0) c.cap_prm = val("CapPrm:");
+    }
+    if (!c.uid.empty()) out.push_back(c);
+  }
+  return out;
+}
+
+// Issue 16: with user: flowpicd switches every thread (main, EAL interrupt thread, polling lcore,
+// builders, inference, control) to that user after start-up, keeps no capability, says so in the
+// summary, and classifies exactly as a run as root.
+TEST_F(Flowpicd, ReplayRunsAsAnUnprivilegedServiceUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: creating the user flowpicd-test and switching to it";
+  const char* kUser = "flowpicd-test";
+  if (!getpwnam(kUser)) {
+    const int rc = std::system("useradd --system --no-create-home --shell /usr/sbin/nologin flowpicd-test");
+    if (rc != 0 || !getpwnam(kUser)) GTEST_SKIP() << "useradd --system flowpicd-test failed (exit " << rc << ")";
+  }
+  const passwd* pw = getpwnam(kUser);
+  const uid_t uid = pw->pw_uid;
+  const gid_t gid = pw->pw_gid;
+  const std::string uid_line = std::to_string(uid) + "\t" + std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +
+                               std::to_string(uid);
+  const std::string gid_line = std::to_string(gid) + "\t" + std::to_string(gid) + "\t" + std::to_string(gid) + "\t" +
+                               std::to_string(gid);
+
+  // As root first: the reference verdicts (stopped by SIGTERM like the other run).
+  const std::string pcap = capture("zoom2.pcap");
+  auto run_live = [&](const std::string& tag, const std::string& extra, std::vector<TaskCreds>* creds) {
+    ConfigSpec c = replay(pcap);
+    c.exit_at_end = false;
+    c.extra = "instance: " + tag + "\n" + extra;
+    c.prefix = unique_prefix();
+    const std::string yaml = yaml_config(c);
+    Daemon d(dir_.path(), yaml, tag);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (std::chrono::steady_clock::now() < deadline && d.running() &&
+           d.err().find(extra.empty() ? "placement" : "threads checked, no capabilities") == std::string::npos)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(d.running()) << d.err();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the capture is read
+    if (creds) *creds = task_creds(d.pid());
+    EXPECT_EQ(d.terminate(), 0) << d.err();
+    // DPDK's runtime directory was made by root: the service user cannot remove it (documented;
+    // --in-memory, which would avoid it, does not go with --no-huge).
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + c.prefix, ec);
+    return std::make_pair(d.summary(), RunResult{0, false, d.out(), d.err(), {}});
+  };
+  // The service user must reach its run directory (to remove its socket) and write the summary.
+  ASSERT_EQ(::chown(dir_.path().c_str(), uid, 0), 0);
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+
+  const auto [root_sum, root_run] = run_live("asroot", "", nullptr);
+  ASSERT_TRUE(root_sum.is_object()) << root_run.err;
+  EXPECT_EQ(root_sum["process"]["uid"], 0);
+  EXPECT_EQ(root_sum["process"]["switched"], false);
+
+  std::vector<TaskCreds> threads;
+  const auto [sum, run] =
+      run_live("asuser", std::string("user: ") + kUser + "\ncontrol: {socket: control.sock}\n", &threads);
+  ASSERT_TRUE(sum.is_object()) << run.err;
+  // The summary's word...
+  EXPECT_EQ(sum["process"]["user"], kUser);
+  EXPECT_EQ(sum["process"]["uid"].get<uint64_t>(), uid);
+  EXPECT_EQ(sum["process"]["gid"].get<uint64_t>(), gid);
+  EXPECT_EQ(sum["process"]["switched"], true);
+  EXPECT_GE(sum["process"]["threads_checked"].get<uint64_t>(), 4u);
+  // ...and the kernel's, for every thread while it ran.
+  ASSERT_GE(threads.size(), 4u);
+  bool saw_lcore = false;
+  std::string names;
+  for (const auto& t : threads) {
+    names += " " + t.name;
+    SCOPED_TRACE("thread " + t.tid + " (" + t.name + ")");
+    EXPECT_EQ(t.uid, uid_line);
+    EXPECT_EQ(t.gid, gid_line);
+    EXPECT_EQ(t.cap_eff, "0000000000000000");
+    EXPECT_EQ(t.cap_prm, "0000000000000000");
+    saw_lcore |= t.name.rfind("rte-worker-", 0) == 0;  // DPDK 22.11's name for lcore 1's thread
+  }
+  EXPECT_TRUE(saw_lcore) << "DPDK's polling lcore was among those checked:" << names;
+  EXPECT_NE(names.find("eal-intr-thread"), std::string::npos) << names;
+  // The run directory belongs to the user; the socket it made as root was handed over and removed.
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "run/asuser").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, uid);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "run/asuser/control.sock"));
+  // Same packets, same verdicts as root.
+  EXPECT_EQ(sum["ports"][0]["rx"], root_sum["ports"][0]["rx"]);
+  ASSERT_GT(root_run.out_lines().size(), 0u);
+  expect_same_lines(run.out_lines(), root_run.out_lines(), "as flowpicd-test", "as root");
 }
 
 }  // namespace

@@ -267,6 +267,7 @@ class Daemon {
   void signal(int sig) const {
     if (pid_ > 0) kill(pid_, sig);
   }
+  pid_t pid() const { return pid_; }
   nlohmann::json summary() const { return nlohmann::json::parse(read_file(summary_path_), nullptr, false); }
   std::string out() const { return read_file(dir_ + "/" + tag_ + ".stdout"); }
   std::string err() const { return read_file(dir_ + "/" + tag_ + ".stderr"); }

@@ -138,6 +138,46 @@ TEST(Config, EmbeddedReplayConfigIsValid) {
   EXPECT_NE(c.ports[0].device.find("rx_pcap=tests/data/"), std::string::npos);
 }
 
+// Issue 16: relative run-time paths land in the instance's run directory; absolute ones stay.
+TEST(Config, RelativeRunTimePathsResolveInTheRunDirectory) {
+  setenv("FLOWPICD_RUN_DIR", "/x/base", 1);
+  const std::string yaml = std::string(kGood) +
+                           "control: {socket: control.sock}\noutputs: {verdicts: v/verdicts.jsonl}\n";
+  const Config c = parse_config(yaml, "configs/lab.yaml",
+                                {"ports.0.device=net_memif0,role=server,socket=lab.memif"});
+  EXPECT_EQ(c.instance, "lab");
+  EXPECT_EQ(c.run_dir, "/x/base/lab");
+  EXPECT_EQ(c.control_socket, "/x/base/lab/control.sock");
+  EXPECT_EQ(c.verdicts, "/x/base/lab/v/verdicts.jsonl");
+  // DPDK 22.11 memif sockets are abstract by default: a file in the run dir needs socket-abstract=no.
+  EXPECT_EQ(c.ports[0].device, "net_memif0,role=server,socket=/x/base/lab/lab.memif,socket-abstract=no");
+
+  // run_dir: and instance: win; absolute paths, stdout and an explicitly abstract memif socket stay.
+  const Config d = parse_config(yaml + "instance: edge-1\nrun_dir: /srv/fp/\n", "configs/lab.yaml",
+                                {"ports.0.device=net_memif0,socket=m.sock,socket-abstract=yes",
+                                 "control.socket=/run/other.sock", "outputs.verdicts=stdout"});
+  EXPECT_EQ(d.instance, "edge-1");
+  EXPECT_EQ(d.run_dir, "/srv/fp");
+  EXPECT_EQ(d.control_socket, "/run/other.sock");
+  EXPECT_EQ(d.verdicts, "stdout");
+  EXPECT_EQ(d.ports[0].device, "net_memif0,socket=m.sock,socket-abstract=yes");
+
+  unsetenv("FLOWPICD_RUN_DIR");
+  EXPECT_EQ(parse_config(kGood, "/etc/flowpic/inline.yaml").run_dir, "/run/flowpicd/inline");
+  EXPECT_EQ(parse_config(embedded_replay_config(), "<embedded configs/replay.yaml>").control_socket,
+            "/run/flowpicd/replay/control.sock");
+
+  // Mistakes name the key and the fix.
+  EXPECT_NE(error_of(std::string(kGood) + "instance: ../etc\n").find("instance: '../etc' is no instance name"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kGood) + "run_dir: rel/dir\n").find("run_dir: must be an absolute path"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kGood) + "group: adm\n").find("group: needs user:"), std::string::npos);
+  setenv("FLOWPICD_RUN_DIR", "relative", 1);
+  EXPECT_NE(error_of(kGood).find("$FLOWPICD_RUN_DIR must be an absolute path"), std::string::npos);
+  unsetenv("FLOWPICD_RUN_DIR");
+}
+
 TEST(Dscp, Ipv4RewriteKeepsEcnAndAValidChecksum) {
   std::mt19937 rng(3);
   for (int trial = 0; trial < 2000; ++trial) {
