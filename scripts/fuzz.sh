@@ -53,7 +53,7 @@ if [ -z "$(ls -A "$CORPUS")" ]; then
     pcap)
       cp tests/data/*.pcap* "$CORPUS"/
       [ -d "$DATA/ndpi/pcap" ] && find "$DATA/ndpi/pcap" -type f -size -64k -exec cp {} "$CORPUS"/ \; ;;
-    model) cp models/*.fpm "$CORPUS"/ ;;
+    model) cp models/*.fpm fuzz/seeds/model/*.fpm "$CORPUS"/ ;;
     dataset) cp fuzz/seeds/dataset/* "$CORPUS"/ ;;
     config) cp configs/*.yaml "$CORPUS"/ ;;
     control) cp fuzz/seeds/control/* "$CORPUS"/ ;;
