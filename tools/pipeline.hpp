@@ -15,7 +15,9 @@ namespace flowpic {
 
 class Progress;
 
-struct PipelineCounters {
+// What an OfflinePipeline has read (not dataplane/pipeline.hpp's PipelineCounters, the
+// inference side of flowpicd: one name each, so a binary may link both).
+struct OfflineCounters {
   uint64_t pcaps = 0;
   uint64_t pcap_errors = 0;      // captures that stopped on a corrupt record (read up to there)
   uint64_t unsupported_link = 0; // captures skipped for their link type
@@ -50,7 +52,7 @@ class OfflinePipeline {
   void feed(const FlowKey& key, TimeNs ts, uint32_t ip_len);
   void end_capture();
 
-  const PipelineCounters& counters() const noexcept { return counters_; }
+  const OfflineCounters& counters() const noexcept { return counters_; }
   const PacketStepState& step_state() const noexcept { return step_; }  // parse counters across captures
   const FlowTableCounters& table_counters() const noexcept;
   uint64_t clock_backwards() const noexcept { return step_.clock_backwards; }
@@ -61,7 +63,7 @@ class OfflinePipeline {
   WindowFn on_window_;
   std::unique_ptr<FlowTable> table_;
   PacketStepState step_;
-  PipelineCounters counters_;
+  OfflineCounters counters_;
   uint64_t fed_ = 0;  // packets fed since begin_capture()
 };
 
