@@ -1457,7 +1457,6 @@ nlohmann::ordered_json App::Impl::stats_json() const {
                              {"capacity", lc.table->capacity()},
                              {"created", l["flows"]["created"]},
                              {"expired", l["flows"]["expired"]},
-                             {"evicted", 0},
                              {"table_full", l["flows"]["rejected_full"]},
                              {"long_probes", l["flows"]["long_probes"]}}},
                   {"windows", l["windows"]}});
