@@ -1048,8 +1048,7 @@ nlohmann::ordered_json App::Impl::summary() const {
     l["port"] = ports[lc->port_index].cfg->name;
     l["rx_queue"] = lc->rx_queue;
     l["tx_queue"] = lc->tx_queue;
-    const uint8_t cu = lc->clock_used.load();
-    l["clock"] = cu == 1 ? "trace" : cu == 2 ? "tsc" : "undecided";
+    l["clock"] = lcore_clock_name(lc->clock_used.load());
     l["rx"] = lc->c.rx.get();
     l["tx"] = lc->c.tx.get();
     l["rx_bytes"] = lc->c.rx_bytes.get();
@@ -1391,8 +1390,7 @@ nlohmann::ordered_json App::Impl::status_json() const {
   s["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::string clk = clock_mode_name(cfg.clock);
   if (cfg.clock == ClockMode::kAuto && !lcores.empty()) {
-    const uint8_t cu = lcores[0]->clock_used.load();
-    clk = cu == 1 ? "trace" : cu == 2 ? "tsc" : "auto";
+    clk = lcore_clock_name(lcores[0]->clock_used.load());
   }
   s["clock"] = clk;
   J jp = J::array();

@@ -66,6 +66,16 @@ struct FlowQuery {
 // Where the lcore's time comes from, once decided (auto decides on the first packet).
 enum class LcoreClock : uint8_t { kUndecided = 0, kTrace = 1, kTsc = 2 };
 
+// "trace", "tsc", or "undecided" (clock: auto before the lcore's first packet): the one spelling
+// of the clock an lcore uses, for the summary and the stats.
+inline const char* lcore_clock_name(uint8_t used) noexcept {
+  switch (static_cast<LcoreClock>(used)) {
+    case LcoreClock::kTrace: return "trace";
+    case LcoreClock::kTsc: return "tsc";
+    default: return "undecided";
+  }
+}
+
 struct LcoreState {
   // Placement
   uint32_t index = 0;       // 0..n-1: owner id in windows and verdicts

@@ -389,3 +389,11 @@ TEST(ClassTableTest, RegistrationIsAllOrNothing) {
                                        static_cast<int16_t>(ClassTable::kMaxClasses - 2),
                                        static_cast<int16_t>(ClassTable::kMaxClasses - 1)}));
 }
+
+// The summary and the stats spelled an undecided clock two ways ("auto" and "undecided").
+TEST(LcoreClockName, OneSpellingPerState) {
+  EXPECT_STREQ(lcore_clock_name(static_cast<uint8_t>(LcoreClock::kTrace)), "trace");
+  EXPECT_STREQ(lcore_clock_name(static_cast<uint8_t>(LcoreClock::kTsc)), "tsc");
+  EXPECT_STREQ(lcore_clock_name(static_cast<uint8_t>(LcoreClock::kUndecided)), "undecided");
+  EXPECT_STREQ(lcore_clock_name(7), "undecided");
+}
