@@ -70,10 +70,19 @@ class Reader {
     if (!n.IsMap()) fail(path, "expected a mapping (key: value lines)");
   }
 
+  // A mapping's key as text; a key that is itself a list or a mapping (YAML's "? " complex
+  // keys) is refused here rather than thrown from yaml-cpp as a bad conversion.
+  std::string key_of(const YAML::Node& key, const std::string& path) const {
+    if (!key.IsScalar())
+      fail(path, "a key must be a plain name, not a list or a mapping (line " + std::to_string(key.Mark().line + 1) +
+                     "; a line starting with '?' makes one)");
+    return key.Scalar();
+  }
+
   void check_keys(const YAML::Node& n, const std::string& path, std::initializer_list<const char*> allowed) const {
     require_map(n, path);
     for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_of(kv.first, path);
       bool ok = false;
       for (const char* a : allowed) ok |= key == a;
       if (!ok) {
@@ -403,7 +412,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   if (const auto a = root["actions"]; a && !a.IsNull()) {
     rd.require_map(a, "actions");
     for (const auto& kv : a) {
-      const std::string cls = kv.first.as<std::string>();
+      const std::string cls = rd.key_of(kv.first, "actions");
       c.actions[cls] = parse_action(kv.second, "actions." + cls, rd);
     }
   }

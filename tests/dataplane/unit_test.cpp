@@ -101,6 +101,9 @@ TEST(Config, EveryMistakeIsOneLineSayingWhatToChange) {
   const std::string base = kGood;
   const std::vector<std::pair<std::string, std::string>> cases = {
       {base + "bogus: 1\n", "unknown key 'bogus'"},
+      {base + "? [a, b]\n: 1\n", "a key must be a plain name"},  // fuzz/crashes/config: was a bad_conversion
+      {std::string(kGood).replace(std::string(kGood).find("Chat: drop"), 10, "? [Chat]: drop"),
+       "actions: a key must be a plain name"},
       {base + "flow_table: {capacity: lots}\n", "flow_table.capacity: expected a whole number, got 'lots'"},
       {base + "clock: sometimes\n", "clock: expected auto, trace or tsc"},
       {base + "inference: {batch: 0}\n", "inference.batch: must be between 1 and 4096"},
