@@ -219,9 +219,11 @@ void IpfixExporter::run() {
       if (fd_ < 0 && !tcp_connect()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (fd_ >= 0) flush_backlog();
     }
-    std::lock_guard lk(stats_mu_);
-    st_.records_dropped_buffer += backlog_flows_;
-    st_.records_buffered = 0;
+    {
+      std::lock_guard lk(stats_mu_);
+      st_.records_dropped_buffer += backlog_flows_;
+      st_.records_buffered = 0;
+    }
     backlog_.clear();
     backlog_flows_ = 0;
     tcp_close();
