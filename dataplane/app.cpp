@@ -1442,6 +1442,22 @@ nlohmann::ordered_json App::Impl::stats_json() const {
                                 {"latency_us", {{"p50", sum["inference"]["latency_us"]["p50"]},
                                                 {"p99", sum["inference"]["latency_us"]["p99"]}}}}}};
   s["classes"] = sum["verdicts"]["by_class"];
+  // IPFIX export (Prometheus: flowpic_ipfix_*_total, flowpic_ipfix_dropped_total{reason}).
+  if (sum.contains("export")) {
+    const auto& e = sum["export"]["ipfix"];
+    s["stages"]["ipfix"] = {{"records", e["records"]},
+                            {"updates", e["updates"]},
+                            {"sent", e["sent"]},
+                            {"messages", e["messages"]},
+                            {"bytes", e["bytes"]},
+                            {"template_sends", e["template_sends"]},
+                            {"send_errors", e["send_errors"]},
+                            {"reconnects", e["reconnects"]},
+                            {"verdict_timeouts", e["verdict_timeouts"]},
+                            {"dropped", {{"ring_full", e["dropped_ring_full"]},
+                                         {"send_failed", e["lost_send"]},
+                                         {"buffer_full", e["dropped_buffer_full"]}}}};
+  }
   // Verdict lines written, dropped (write errors: full disk, closed pipe) and failed writes.
   if (sum.contains("outputs") && sum["outputs"].contains("verdicts")) {
     const auto& o = sum["outputs"]["verdicts"];
