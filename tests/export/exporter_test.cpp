@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -218,6 +219,18 @@ TEST(IpfixEncoder, MessagesStayWithinTheLimit) {
 TEST(IpfixExporter, UdpSequenceNumbersCountDataRecordsAndMessagesFitTheMtu) {
   uint16_t port = 0;
   const int rx = udp_receiver(&port);
+  // Read while the exporter sends: a default-sized socket buffer (rmem_max 208 KiB) would
+  // otherwise overflow. Loopback keeps the order; whatever the kernel still drops shows as a
+  // jump in the sequence numbers, and the test accounts for it.
+  std::atomic<bool> sent{false};
+  std::vector<std::vector<uint8_t>> dgrams;
+  std::thread reader([&] {
+    for (;;) {
+      auto got = drain_udp(rx, 50);
+      for (auto& d : got) dgrams.push_back(std::move(d));
+      if (got.empty() && sent.load()) break;
+    }
+  });
   ExportConfig c;
   c.host = "127.0.0.1";
   c.port = port;
@@ -233,26 +246,33 @@ TEST(IpfixExporter, UdpSequenceNumbersCountDataRecordsAndMessagesFitTheMtu) {
   for (uint32_t i = 0; i < kN / 2; ++i) ex.push_wait(0, flow_msg(i));
   other.join();
   ex.finish();
-  const auto dgrams = drain_udp(rx);
+  sent = true;
+  reader.join();
   close(rx);
   Decoder dec;
-  uint64_t expect_seq = 0, flows = 0, options = 0;
+  uint64_t expect_seq = 0, flows = 0, options = 0, gaps = 0;
   for (const auto& d : dgrams) {
     EXPECT_LE(d.size(), 576u - 28u);
     const Message m = dec.decode(d.data(), d.size());
     ASSERT_TRUE(m.ok) << m.error;
     EXPECT_EQ(m.domain, 9u);
-    EXPECT_EQ(m.seq, static_cast<uint32_t>(expect_seq)) << "message " << &d - &dgrams[0];
-    expect_seq += m.flows.size() + m.options.size();
+    EXPECT_GE(m.seq, static_cast<uint32_t>(expect_seq)) << "message " << &d - &dgrams[0];
+    gaps += m.seq - expect_seq;
+    expect_seq = m.seq + m.flows.size() + m.options.size();
     flows += m.flows.size();
     options += m.options.size();
   }
-  EXPECT_EQ(dec.unknown_sets, 0u);  // templates came first
-  EXPECT_EQ(flows, kN);
-  EXPECT_EQ(options, 4u);  // unclassified + 3 classes, once
   const ExportStats st = ex.stats();
   EXPECT_EQ(st.flow_records, kN);
-  EXPECT_EQ(st.messages, dgrams.size());
+  EXPECT_EQ(st.send_errors, 0u);
+  // Every data record is received or accounted for by a jump in the numbers (kernel drops).
+  EXPECT_EQ(expect_seq, st.flow_records + st.options_records);
+  EXPECT_EQ(flows + options + gaps, kN + st.options_records);
+  EXPECT_EQ(st.options_records, 4u);  // unclassified + 3 classes, once
+  EXPECT_GE(flows, kN * 9 / 10);      // the reader keeps up on loopback
+  if (gaps == 0) EXPECT_EQ(dec.unknown_sets, 0u);  // templates came first
+  std::printf("udp: %lu of %u flow records received, %lu lost in the kernel (seen in the sequence numbers)\n",
+              static_cast<unsigned long>(flows), kN, static_cast<unsigned long>(gaps));
 }
 
 TEST(IpfixExporter, TemplatesComeBackAfterTheyWereLost) {
