@@ -47,12 +47,7 @@ namespace {
 std::atomic<int> g_signal{0};        // SIGINT / SIGTERM / SIGQUIT: stop
 std::atomic<uint32_t> g_hup{0};      // SIGHUP: reopen the outputs (log rotation)
 std::atomic<uint32_t> g_usr1{0};     // SIGUSR1: print a stats line now
-// The first stop signal is the stop reason: a second one (an impatient SIGTERM after SIGINT)
-// arriving before the main loop looked must not rename it.
-void on_signal(int sig) {
-  int none = 0;
-  g_signal.compare_exchange_strong(none, sig);
-}
+void on_signal(int sig) { g_signal.store(sig); }
 void on_hup(int) { g_hup.fetch_add(1); }
 void on_usr1(int) { g_usr1.fetch_add(1); }
 
