@@ -22,7 +22,11 @@
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +46,7 @@
 #include "dataplane/eal_cleanup.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/worker.hpp"
+#include "export/exporter.hpp"
 #include "flowtable/flow_table.hpp"
 #include "tools/packet_step.hpp"  // kSweepBudget, as dataplane/app.cpp
 
@@ -61,6 +66,7 @@ struct Options {
   std::string modes = "forward,flowpicd";
   bool json = false;
   bool pairs = false;  // flow 2k+1 is flow 2k's other direction (for flowpicd-bi)
+  double idle_ms = 30000;  // flow table idle timeout (1: every packet of a 1M-flow population ends its flow)
 };
 
 // Ethernet + IPv4 + UDP, 60 bytes in the mbuf (64 on the wire with the FCS).
@@ -255,7 +261,9 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", o.seconds, "measured interval per mode");
   app.add_option("--warmup", o.warmup, "seconds run before measuring");
   app.add_option("--modes", o.modes, "comma list: forward (rx -> tx), macswap (forward swapping MACs), flowpicd, "
-                                     "flowpicd-bi (the flow table pairs both directions: a bidirectional model)");
+                                     "flowpicd-bi (the flow table pairs both directions: a bidirectional model), "
+                                     "flowpicd-ipfix (flowpicd with exporters.ipfix: flow records to a UDP socket nobody reads)");
+  app.add_option("--idle-ms", o.idle_ms, "flow table idle timeout in ms (1: with --flows 1048576 every packet ends its flow)");
   app.add_flag("--pairs", o.pairs, "flows 2k and 2k+1 are the two directions of one connection (--flows/2 connections)");
   app.add_flag("--json", o.json, "print one JSON object instead of text");
   try {
@@ -338,9 +346,10 @@ int main(int argc, char** argv) {
                            {"extra", r.extra}});
   }
 
-  for (const char* fmode : {"flowpicd", "flowpicd-bi"}) {
+  for (const char* fmode : {"flowpicd", "flowpicd-bi", "flowpicd-ipfix"}) {
     if (!want(fmode)) continue;
     const bool bidir = std::string(fmode) == "flowpicd-bi";
+    const bool ipfix = std::string(fmode) == "flowpicd-ipfix";
     // The lcore exactly as dataplane/app.cpp wires it, with the window ring and pool of
     // dataplane/pipeline.cpp and live (TSC) time as configs/inline.yaml.
     ClassTable classes;
@@ -367,13 +376,33 @@ int main(int argc, char** argv) {
     lc->expire_budget = kSweepBudget;
     FlowTableConfig tc;
     tc.capacity = o.capacity;
-    tc.idle_timeout_ns = 30 * kNsPerSec;
+    tc.idle_timeout_ns = static_cast<TimeNs>(o.idle_ms * 1e6);
     tc.window.kind = WindowPolicy::Kind::kCount;
     tc.window.packets = o.window_packets;
     tc.window.min_packets = std::min<uint32_t>(10, o.window_packets);
     tc.max_records = o.max_records;
     tc.window.bidirectional = bidir;
     lc->table = std::make_unique<FlowTable>(tc, &window_sink, lc.get(), 0);
+    // flowpicd-ipfix: the exporter thread as app.cpp wires it, sending to a bound UDP socket that
+    // is never read (the kernel drops what does not fit), so only export's cost is measured.
+    std::unique_ptr<IpfixExporter> exporter;
+    int sink_fd = -1;
+    if (ipfix) {
+      sink_fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      bind(sink_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      socklen_t al = sizeof a;
+      getsockname(sink_fd, reinterpret_cast<sockaddr*>(&a), &al);
+      ExportConfig ec;
+      ec.port = ntohs(a.sin_port);
+      exporter = std::make_unique<IpfixExporter>(ec, 1);
+      exporter->publish(1, "bench", {"VoIP"});
+      exporter->start();
+      lc->exporter = exporter.get();
+      lc->table->set_flow_end_sink(&flow_end_sink, lc.get(), static_cast<TimeNs>(ec.active_timeout_s * 1e9));
+    }
     lc->sweep = SweepPacer(tc.capacity, sweep_period(tc.idle_timeout_ns), lc->tsc.to_ns(rte_rdtsc()));  // as app.cpp
     stop = false;
     uint64_t drained = 0;
@@ -394,6 +423,7 @@ int main(int argc, char** argv) {
     rte_eal_wait_lcore(worker);
     lcore_done = true;
     drainer.join();
+    if (exporter) exporter->finish();
     r.mode = fmode;
     const auto& c = lc->c;
     r.extra = {{"flows_in_table", live_flows},
@@ -412,7 +442,17 @@ int main(int argc, char** argv) {
                {"window_pool_bytes", static_cast<uint64_t>(rte_mempool_calc_obj_size(
                                          static_cast<uint32_t>(WindowMsg::bytes_for(o.max_records)), 0, nullptr)) *
                                          win_pool_size},
-               {"window_packets", o.window_packets}};
+               {"window_packets", o.window_packets},
+               {"idle_ms", o.idle_ms},
+               {"flows_expired", ftc.flows_expired}};
+    if (exporter) {
+      const ExportStats es = exporter->stats();
+      r.extra["flow_records"] = c.flow_records.get();
+      r.extra["flow_records_dropped"] = c.flow_records_dropped.get();
+      r.extra["flow_records_per_s"] = static_cast<double>(ftc.flow_records) / r.seconds;
+      r.extra["exporter_sent"] = es.flow_records;
+      close(sink_fd);
+    }
     out["runs"].push_back({{"mode", r.mode}, {"mpps", r.mpps}, {"packets", r.packets}, {"seconds", r.seconds},
                            {"cpu_seconds", r.cpu_seconds}, {"mpps_per_cpu_s", r.packets / r.cpu_seconds / 1e6},
                            {"extra", r.extra}});

@@ -219,6 +219,15 @@ struct App::Impl {
   std::optional<ServiceUser> service;
   int lock_fd = -1;             // RUN_DIR/flowpicd.lock, held until exit
   size_t threads_checked = 0;   // threads verified in /proc/self/task after the switch
+  std::unique_ptr<IpfixExporter> exporter;  // exporters.ipfix (null: none)
+
+  // The exporter learns every class name (ids of the class table) and the model's id of a tag.
+  void publish_export(uint32_t tag, const std::string& model_id) {
+    if (!exporter) return;
+    std::vector<std::string> names;
+    for (int c = 0; c < classes.size(); ++c) names.push_back(classes.name(static_cast<int16_t>(c)));
+    exporter->publish(tag, model_id, names);
+  }
 
   FlowTableConfig table_config() const {
     FlowTableConfig t;
@@ -760,6 +769,14 @@ void App::Impl::setup_lcores() {
   }
   // Class actions (the model's classes are interned by publish_model).
   for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
+  if (cfg.ipfix) {
+    try {
+      exporter = std::make_unique<IpfixExporter>(*cfg.ipfix, static_cast<uint32_t>(assign.size()));
+    } catch (const std::exception& e) {
+      throw StartError(std::string("exporters.ipfix.collector: ") + e.what());
+    }
+    publish_export(current.tag, model->id());
+  }
 
   const uint64_t hz = rte_get_tsc_hz();
   start_tsc = rte_rdtsc();
@@ -797,6 +814,16 @@ void App::Impl::setup_lcores() {
                        ": not enough memory for the flow table of polling lcore " + std::to_string(i) + "; lower it");
     } catch (const std::exception& e) {
       throw StartError(std::string("flow_table: ") + e.what());
+    }
+    if (exporter) {
+      lc->exporter = exporter.get();
+      lc->ingress = rxp.id;
+      try {
+        lc->table->set_flow_end_sink(&flow_end_sink, lc.get(), seconds_to_ns(cfg.ipfix->active_timeout_s));
+      } catch (const std::bad_alloc&) {
+        throw StartError("flow_table.capacity " + std::to_string(cfg.table_capacity) +
+                         ": not enough memory for the flow export state (32 B per flow); lower it");
+      }
     }
     lc->sweep = SweepPacer(cfg.table_capacity, sweep_period(seconds_to_ns(cfg.idle_timeout_s)), lc->tsc.to_ns(start_tsc));
     if (rte_lcore_is_enabled(lc->lcore_id) == 0)
@@ -871,6 +898,11 @@ void App::start() {
   std::signal(SIGUSR1, on_usr1);
   std::signal(SIGPIPE, SIG_IGN);  // a closed verdict pipe is an output error (counted), not an exit
   d.pipeline->start();
+  if (d.exporter) {
+    d.exporter->start();
+    spdlog::info("ipfix: flow records to {} (observation domain {})", d.exporter->collector(),
+                 d.cfg.ipfix->observation_domain);
+  }
   for (auto& lc : d.lcores) {
     const int rc = rte_eal_remote_launch(&lcore_main, lc.get(), lc->lcore_id);
     if (rc != 0) {
@@ -965,6 +997,12 @@ int App::run() {
   rte_eal_mp_wait_lcore();
   d.lcores_running = false;
   d.pipeline->finish();
+  if (d.exporter) {
+    // Verdicts of the last windows reached the lcores' rings after they stopped: they belong to
+    // ended flows whose records wait for them in the exporter.
+    for (auto& lc : d.lcores) drain_late_verdicts(*lc);
+    d.exporter->finish();
+  }
   d.out->flush();
   const auto s = d.summary();
   d.print_summary(s);
@@ -1110,6 +1148,32 @@ nlohmann::ordered_json App::Impl::summary() const {
                                 {"dropped", os.dropped},
                                 {"write_errors", os.write_errors},
                                 {"last_error", os.last_error}}}};
+  if (exporter) {
+    uint64_t recs = 0, dropped = 0, late_dropped = 0, updates = 0;
+    for (const auto& lc : lcores) {
+      recs += lc->c.flow_records.get();
+      dropped += lc->c.flow_records_dropped.get();
+      late_dropped += lc->c.late_verdicts_dropped.get();
+      updates += lc->table->counters().flow_updates;
+    }
+    const ExportStats es = exporter->stats();
+    s["export"] = {{"ipfix", {{"collector", exporter->collector()},
+                              {"observation_domain", cfg.ipfix->observation_domain},
+                              {"records", recs},
+                              {"updates", updates},
+                              {"dropped_ring_full", dropped},
+                              {"late_verdicts_dropped", late_dropped},
+                              {"sent", es.flow_records},
+                              {"options_records", es.options_records},
+                              {"messages", es.messages},
+                              {"bytes", es.bytes},
+                              {"template_sends", es.template_sends},
+                              {"send_errors", es.send_errors},
+                              {"lost_send", es.records_lost_send},
+                              {"dropped_buffer_full", es.records_dropped_buffer},
+                              {"reconnects", es.reconnects},
+                              {"verdict_timeouts", es.verdict_timeouts}}}};
+  }
   const LatencyHistogram h = pipeline->latency();
   s["inference"] = {{"workers", pipeline->inference_workers()},
                     {"batches", pc.batches.get()},
@@ -1167,6 +1231,14 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
     line("verdict output " + o["where"].get<std::string>() + ": " + std::to_string(o["lines"].get<uint64_t>()) +
          " lines written, " + std::to_string(o["dropped"].get<uint64_t>()) + " dropped (" +
          std::to_string(o["write_errors"].get<uint64_t>()) + " failed writes: " + o["last_error"].get<std::string>() + ")");
+  if (s.contains("export")) {
+    const auto& e = s["export"]["ipfix"];
+    auto u = [&e](const char* k) { return std::to_string(e[k].get<uint64_t>()); };
+    line("ipfix " + e["collector"].get<std::string>() + ": flow records " + u("records") + " (updates " + u("updates") +
+         ") sent " + u("sent") + " in " + u("messages") + " messages | dropped: ring-full " + u("dropped_ring_full") +
+         " send-failed " + u("lost_send") + " buffer-full " + u("dropped_buffer_full") + " | send errors " +
+         u("send_errors") + " reconnects " + u("reconnects") + " verdict-timeouts " + u("verdict_timeouts"));
+  }
   const auto& inf = s["inference"];
   char buf[256];
   std::snprintf(buf, sizeof buf, "inference: %llu batches, %llu pictures, window close -> verdict p50 %.1f us, p99 %.1f us",
@@ -1359,6 +1431,7 @@ ControlServer::Commit App::Impl::model_load(const std::string& path, const std::
     for (const auto& [cls, action] : cfg.actions) classes.set_action(classes.intern(cls), action);
     std::lock_guard lk(model_mu);
     tag_ids[next.tag] = m->id();
+    publish_export(next.tag, m->id());
     const std::string old = current.model->id();
     previous = std::move(current);
     current = std::move(next);
@@ -1375,6 +1448,7 @@ nlohmann::json App::Impl::model_rollback() {
   const uint32_t tag = pipeline->publish_model(back.model);
   lk.lock();
   tag_ids[tag] = back.model->id();
+  publish_export(tag, back.model->id());
   back.tag = tag;
   const std::string retired = current.model->id();
   previous = std::move(current);
@@ -1469,6 +1543,22 @@ nlohmann::ordered_json App::Impl::stats_json() const {
                                 {"latency_us", {{"p50", sum["inference"]["latency_us"]["p50"]},
                                                 {"p99", sum["inference"]["latency_us"]["p99"]}}}}}};
   s["classes"] = sum["verdicts"]["by_class"];
+  // IPFIX export (Prometheus: flowpic_ipfix_*_total, flowpic_ipfix_dropped_total{reason}).
+  if (sum.contains("export")) {
+    const auto& e = sum["export"]["ipfix"];
+    s["stages"]["ipfix"] = {{"records", e["records"]},
+                            {"updates", e["updates"]},
+                            {"sent", e["sent"]},
+                            {"messages", e["messages"]},
+                            {"bytes", e["bytes"]},
+                            {"template_sends", e["template_sends"]},
+                            {"send_errors", e["send_errors"]},
+                            {"reconnects", e["reconnects"]},
+                            {"verdict_timeouts", e["verdict_timeouts"]},
+                            {"dropped", {{"ring_full", e["dropped_ring_full"]},
+                                         {"send_failed", e["lost_send"]},
+                                         {"buffer_full", e["dropped_buffer_full"]}}}};
+  }
   // Verdict lines written, dropped (write errors: full disk, closed pipe) and failed writes.
   if (sum.contains("outputs") && sum["outputs"].contains("verdicts")) {
     const auto& o = sum["outputs"]["verdicts"];

@@ -267,7 +267,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   for (const auto& o : overrides) apply_override(root, o, rd);
 
   rd.check_keys(root, "", {"instance", "run_dir", "user", "group", "eal", "ports", "mempool", "cores", "flow_table", "window", "clock", "model",
-                           "inference", "outputs", "actions", "control", "replay", "window_ring"});
+                           "inference", "outputs", "actions", "control", "replay", "window_ring", "exporters"});
   Config c;
   c.source = source;
 
@@ -456,6 +456,45 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
       if (s == "drop") c.ring_full = RingFullPolicy::kDrop;
       else if (s == "wait") c.ring_full = RingFullPolicy::kWait;
       else rd.fail("window_ring.on_full", "expected drop or wait, got '" + s + "'");
+    }
+  }
+
+  if (const auto ex = root["exporters"]; ex && !ex.IsNull()) {
+    rd.check_keys(ex, "exporters", {"ipfix"});
+    if (const auto ip = ex["ipfix"]; ip && !ip.IsNull()) {
+      const std::string p = "exporters.ipfix";
+      rd.check_keys(ip, p, {"collector", "transport", "observation_domain", "template_refresh", "active_timeout",
+                            "idle_timeout", "mtu", "ring_size", "buffer_records", "verdict_wait"});
+      ExportConfig e;
+      if (!ip["collector"]) rd.fail(p + ".collector", "missing: give HOST:PORT of the collector, e.g. 127.0.0.1:4739");
+      if (const std::string err = parse_collector(rd.str(ip["collector"], p + ".collector"), &e.host, &e.port); !err.empty())
+        rd.fail(p + ".collector", err);
+      if (ip["transport"]) {
+        const std::string t = rd.str(ip["transport"], p + ".transport");
+        if (t == "udp") e.transport = ExportConfig::Transport::kUdp;
+        else if (t == "tcp") e.transport = ExportConfig::Transport::kTcp;
+        else rd.fail(p + ".transport", "expected udp or tcp, got '" + t + "'");
+      }
+      if (ip["observation_domain"])
+        e.observation_domain = static_cast<uint32_t>(rd.uint(ip["observation_domain"], p + ".observation_domain", 0, 0xffffffffu));
+      if (ip["template_refresh"]) e.template_refresh_s = rd.real(ip["template_refresh"], p + ".template_refresh", 0.1, 86400);
+      if (ip["active_timeout"]) e.active_timeout_s = rd.real(ip["active_timeout"], p + ".active_timeout", 0.1, 86400);
+      if (ip["idle_timeout"]) e.idle_timeout_s = rd.real(ip["idle_timeout"], p + ".idle_timeout", 0.001, 86400);
+      if (ip["mtu"]) e.mtu = static_cast<uint32_t>(rd.uint(ip["mtu"], p + ".mtu", 576, 65535));
+      if (ip["ring_size"]) {
+        e.ring_size = static_cast<uint32_t>(rd.uint(ip["ring_size"], p + ".ring_size", 64, 1u << 24));
+        if ((e.ring_size & (e.ring_size - 1)) != 0) rd.fail(p + ".ring_size", "must be a power of two, e.g. 16384");
+      }
+      if (ip["buffer_records"])
+        e.buffer_records = static_cast<uint32_t>(rd.uint(ip["buffer_records"], p + ".buffer_records", 0, 1u << 26));
+      if (ip["verdict_wait"]) e.verdict_wait_s = rd.real(ip["verdict_wait"], p + ".verdict_wait", 0, 3600);
+      // The flow table has one idle timeout: an exporter's must agree with it when both are given.
+      if (e.idle_timeout_s > 0 && root["flow_table"] && root["flow_table"]["idle_timeout_s"] &&
+          std::fabs(e.idle_timeout_s - c.idle_timeout_s) > 1e-9)
+        rd.fail(p + ".idle_timeout", "differs from flow_table.idle_timeout_s (" + std::to_string(c.idle_timeout_s) +
+                                         "): flows have one idle timeout; remove one of the two keys");
+      if (e.idle_timeout_s > 0) c.idle_timeout_s = e.idle_timeout_s;
+      c.ipfix = e;
     }
   }
   if (!c.group.empty() && c.user.empty()) rd.fail("group", "needs user: (the group of which service user?)");

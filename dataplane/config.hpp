@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "export/exporter.hpp"
 #include "flowtable/flow_table.hpp"
 
 namespace flowpic {
@@ -84,6 +85,7 @@ struct Config {
   uint32_t idle_ms = 500;
   uint32_t window_ring = 4096;              // per polling lcore, windows waiting for builders
   RingFullPolicy ring_full = RingFullPolicy::kDrop;
+  std::optional<ExportConfig> ipfix;        // exporters.ipfix: flow records to an IPFIX collector
 
   const PortConfig* port(const std::string& name) const;
 };

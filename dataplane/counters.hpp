@@ -37,6 +37,9 @@ struct alignas(64) LcoreCounters {
   Counter windows_pool_empty; // dropped: no free window message
   Counter verdicts_applied;   // verdicts that reached their flow
   Counter verdicts_stale;     // flow slot reused since the window closed
+  Counter flow_records;       // flow records handed to the IPFIX exporter's ring
+  Counter flow_records_dropped;  // dropped: the exporter's ring was full
+  Counter late_verdicts_dropped; // verdicts of ended flows not handed on: the exporter's ring was full
   std::atomic<uint64_t> last_rx_tsc{0};  // for replay end detection (also moved on while the lcore
                                          // waits for room in its window ring: busy, not idle)
   Counter backpressure_tsc;              // TSC cycles the lcore waited for room (on_full: wait, stop)

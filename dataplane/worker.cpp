@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "dataplane/pipeline.hpp"
+#include "export/exporter.hpp"
 #include "packet/parse.hpp"
 #include "tools/packet_step.hpp"  // sweep cadence shared with the offline tools
 
@@ -113,6 +114,37 @@ bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, ui
   return true;
 }
 
+void flow_end_sink(void* ctx, const FlowEndInfo& info) {
+  auto* lc = static_cast<LcoreState*>(ctx);
+  FlowExportMsg m;
+  m.key = info.key;
+  m.start_ns = info.start_ns;
+  m.end_ns = info.end_ns;
+  m.packets = info.packets;
+  m.bytes = info.bytes;
+  m.slot = info.slot;
+  m.gen = info.gen;
+  m.model_tag = info.model_tag;
+  m.confidence = info.confidence;
+  m.ingress = lc->ingress;
+  m.cls = info.verdict;
+  m.pending = info.pending;
+  m.kind = FlowExportMsg::kFlow;
+  m.reason = static_cast<uint8_t>(info.reason);
+  if (lc->exporter->push(lc->index, m)) {
+    lc->c.flow_records.add();
+    return;
+  }
+  if (!lc->flushing) {
+    lc->c.flow_records_dropped.add();
+    return;
+  }
+  uint64_t waited_since = 0;
+  while (!lc->exporter->push(lc->index, m)) backpressure_spin(lc, waited_since);
+  backpressure_end(lc, waited_since);
+  lc->c.flow_records.add();
+}
+
 void return_window_stash(LcoreState& lc) {
   if (lc.msg_stashed > 0) rte_mempool_put_bulk(lc.win_pool, lc.msg_stash, lc.msg_stashed);
   lc.msg_stashed = 0;
@@ -124,10 +156,26 @@ inline void drain_verdicts(LcoreState& lc) {
   VerdictMsg v[64];
   const unsigned n = rte_ring_sc_dequeue_burst_elem(lc.verdict_ring, v, sizeof(VerdictMsg), 64, nullptr);
   for (unsigned i = 0; i < n; ++i) {
-    if (lc.table->apply_verdict(v[i].slot, v[i].gen, v[i].cls, v[i].confidence, v[i].model_tag))
+    if (lc.table->apply_verdict(v[i].slot, v[i].gen, v[i].cls, v[i].confidence, v[i].model_tag)) {
       lc.c.verdicts_applied.add();
-    else
-      lc.c.verdicts_stale.add();
+      continue;
+    }
+    lc.c.verdicts_stale.add();
+    if (lc.exporter) {  // the flow ended: its record may be waiting for this verdict
+      FlowExportMsg m;
+      m.kind = FlowExportMsg::kLateVerdict;
+      m.slot = v[i].slot;
+      m.gen = v[i].gen;
+      m.cls = v[i].cls;
+      m.confidence = v[i].confidence;
+      m.model_tag = v[i].model_tag;
+      if (lc.exporter->push(lc.index, m)) continue;
+      if (!lc.flushing) {
+        lc.c.late_verdicts_dropped.add();
+        continue;
+      }
+      lc.exporter->push_wait(lc.index, m);
+    }
   }
 }
 
@@ -330,6 +378,11 @@ static void account_stage(LcoreState& lc, BurstStage& st) noexcept {
     }
     lc.c.tx_bytes.add(tx_bytes);
   }
+}
+
+void drain_late_verdicts(LcoreState& lc) {
+  lc.flushing = true;
+  while (rte_ring_count(lc.verdict_ring) > 0) drain_verdicts(lc);
 }
 
 int lcore_main(void* arg) {

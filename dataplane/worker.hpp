@@ -21,6 +21,7 @@ struct rte_mempool;
 namespace flowpic {
 
 class ClassTable;
+class IpfixExporter;
 
 constexpr uint16_t kBurst = 32;
 constexpr unsigned kBurstsInFlight = 3;  // bursts an lcore holds in its receive pipeline (worker.cpp)
@@ -93,6 +94,8 @@ struct LcoreState {
   const std::atomic<bool>* stop = nullptr;
   uint32_t max_records = 0;
   RingFullPolicy ring_full = RingFullPolicy::kDrop;
+  IpfixExporter* exporter = nullptr;  // flow records go here (null: no export)
+  uint32_t ingress = 0;               // ingressInterface of its records (the rx port's DPDK id)
   // Clock
   ClockMode clock_mode = ClockMode::kAuto;
   std::atomic<uint8_t> clock_used{0};  // LcoreClock
@@ -118,6 +121,14 @@ struct LcoreState {
 // A full ring or an empty pool drops the window (windows_ring_full, windows_pool_empty) unless
 // the lcore is flushing or its policy is kWait.
 bool window_sink(void* lcore_state, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+
+// FlowTable flow-end sink (IPFIX export): the record goes into the exporter's ring for this
+// lcore; a full ring drops it (flow_records_dropped) unless the lcore is flushing.
+void flow_end_sink(void* lcore_state, const FlowEndInfo& info);
+
+// After the lcore returned and the pipeline finished: verdicts still in its ring belong to
+// ended flows; with an exporter they are handed on to it (the caller is the ring's producer now).
+void drain_late_verdicts(LcoreState& lc);
 
 // Puts the lcore's stashed window messages back into its pool (lcore_main does on stop).
 void return_window_stash(LcoreState& lc);

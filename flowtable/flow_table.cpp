@@ -112,6 +112,17 @@ struct SlotCold {
   uint32_t model_tag;
 };
 
+// Flow export state of a slot (only with a flow-end sink).
+struct SlotExport {
+  uint64_t packets_done;   // packets already in records of this flow
+  uint64_t bytes_done;
+  TimeNs seg_start_ns;     // start of the flow's next record
+  uint16_t windows_sent;   // windows the window sink took (saturating)
+  uint16_t verdicts;       // verdicts applied (saturating)
+  uint32_t pad;
+};
+static_assert(sizeof(SlotExport) == 32);
+
 constexpr std::size_t kHugeAlign = 2u << 20;
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -186,6 +197,10 @@ struct FlowTable::Impl {
   uint32_t free_chunk = kNone;
   uint32_t n_free_chunks = 0;
   PacketRecord* scratch = nullptr;
+  SlotExport* ex = nullptr;          // flow export state (null: no flow-end sink)
+  FlowEndSink end_sink = nullptr;
+  void* end_ctx = nullptr;
+  TimeNs active_ns = 0;
 
   uint32_t size = 0;
   uint32_t index_epoch = 0;  // bumped by every index insert and erase (validates on_burst's early probes)
@@ -412,8 +427,12 @@ struct FlowTable::Impl {
           left -= k;
         }
       }
-      if (!sink || sink(sink_ctx, info, recs, f.n_records)) ++c.windows_emitted;
-      else ++c.windows_sink_full;
+      if (!sink || sink(sink_ctx, info, recs, f.n_records)) {
+        ++c.windows_emitted;
+        if (ex && ex[s].windows_sent != 0xffff) ++ex[s].windows_sent;
+      } else {
+        ++c.windows_sink_full;
+      }
     }
     free_chain(f);
     f.n_records = 0;
@@ -446,6 +465,7 @@ struct FlowTable::Impl {
     f.win_index = 0;
     f.windows_seen = 0;
     cold[s] = SlotCold{tag, 0.f, 0};
+    if (ex) ex[s] = SlotExport{0, 0, now, 0, 0, 0};
     ++c.flows_created;
   }
 
@@ -462,8 +482,34 @@ struct FlowTable::Impl {
 
   bool idle(const Slot& f, TimeNs now) const noexcept { return now > f.last_ns && now - f.last_ns > idle_ns; }
 
-  void expire_flow(uint32_t s) noexcept {
+  // Hands the flow's record (since its previous one) to the flow-end sink.
+  void flow_record(uint32_t s, FlowEndReason reason) noexcept {
+    if (!ex) return;
+    const Slot& f = slots[s];
+    SlotExport& e = ex[s];
+    FlowEndInfo r;
+    r.key = (f.flags & kFirstSwapped) ? reversed(f.key) : f.key;
+    r.start_ns = e.seg_start_ns;
+    r.end_ns = f.last_ns;
+    r.packets = f.packets - e.packets_done;
+    r.bytes = f.bytes - e.bytes_done;
+    r.slot = s;
+    r.gen = f.gen;
+    r.verdict = f.verdict;
+    r.confidence = cold[s].confidence;
+    r.model_tag = cold[s].model_tag;
+    r.pending = reason == FlowEndReason::kActive || e.verdicts >= e.windows_sent
+                    ? uint16_t{0}
+                    : static_cast<uint16_t>(e.windows_sent - e.verdicts);
+    r.reason = reason;
+    ++c.flow_records;
+    c.flow_updates += reason == FlowEndReason::kActive;
+    end_sink(end_ctx, r);
+  }
+
+  void expire_flow(uint32_t s, FlowEndReason reason = FlowEndReason::kIdle) noexcept {
     if (slots[s].win_packets) close_window(s, CloseReason::kIdle);
+    flow_record(s, reason);
     remove_flow(s);
     ++c.flows_expired;
   }
@@ -475,7 +521,7 @@ struct FlowTable::Impl {
         const uint32_t s = reclaim_cursor;
         reclaim_cursor = reclaim_cursor + 1 == capacity ? 0 : reclaim_cursor + 1;
         if ((slots[s].flags & kInUse) && idle(slots[s], now)) {
-          expire_flow(s);
+          expire_flow(s, FlowEndReason::kLackOfResources);
           ++c.flows_reclaimed;
           reclaimed = true;
           break;
@@ -542,6 +588,7 @@ struct FlowTable::Impl {
     } else if (idle(slots[s], now)) {
       // Idle flow not swept yet: it ends here and a new flow starts in the same slot.
       if (slots[s].win_packets) close_window(s, CloseReason::kIdle);
+      flow_record(s, FlowEndReason::kIdle);
       free_chain(slots[s]);
       ++c.flows_expired;
       start_flow(s, key, tag, now, swapped);
@@ -636,6 +683,17 @@ void FlowTable::on_burst(const FlowKey* keys, const uint64_t* hashes, const uint
   }
 }
 
+void FlowTable::set_flow_end_sink(FlowEndSink sink, void* ctx, TimeNs active_timeout_ns) {
+  Impl& m = *impl_;
+  if (!m.ex) m.ex = m.alloc<SlotExport>(m.capacity);
+  for (uint32_t s = 0; s < m.capacity; ++s)
+    if (m.slots[s].flags & kInUse) m.ex[s] = SlotExport{0, 0, m.slots[s].first_ns, 0, 0, 0};
+  m.end_sink = sink;
+  m.end_ctx = ctx;
+  m.active_ns = active_timeout_ns;
+  if (!sink) m.ex = nullptr;  // the memory stays with the table
+}
+
 int16_t FlowTable::verdict(uint32_t slot) const noexcept {
   if (slot >= impl_->capacity) return -1;
   return impl_->slots[slot].verdict;
@@ -651,8 +709,17 @@ void FlowTable::expire(TimeNs now, uint32_t budget) noexcept {
     if (!(f.flags & kInUse)) continue;
     if (m.idle(f, now)) {
       m.expire_flow(s);
-    } else if (m.time_windows && f.win_packets && now >= f.win_end_ns) {
-      m.close_window(s, CloseReason::kTime);
+      continue;
+    }
+    if (m.time_windows && f.win_packets && now >= f.win_end_ns) m.close_window(s, CloseReason::kTime);
+    if (m.active_ns) {
+      SlotExport& e = m.ex[s];
+      if (now > e.seg_start_ns && now - e.seg_start_ns >= m.active_ns && f.packets > e.packets_done) {
+        m.flow_record(s, FlowEndReason::kActive);
+        e.packets_done = f.packets;
+        e.bytes_done = f.bytes;
+        e.seg_start_ns = now;
+      }
     }
   }
 }
@@ -662,6 +729,7 @@ void FlowTable::flush(TimeNs /*now*/) noexcept {
   for (uint32_t s = 0; s < m.capacity && m.size; ++s) {
     if (!(m.slots[s].flags & kInUse)) continue;
     if (m.slots[s].win_packets) m.close_window(s, CloseReason::kFlush);
+    m.flow_record(s, FlowEndReason::kForced);
     m.remove_flow(s);
     ++m.c.flows_flushed;
   }
@@ -674,6 +742,7 @@ bool FlowTable::apply_verdict(uint32_t slot, uint32_t gen, int16_t cls, float co
   Slot& f = m.slots[slot];
   if (!(f.flags & kInUse) || f.gen != gen) return false;
   f.verdict = cls;
+  if (m.ex && m.ex[slot].verdicts != 0xffff) ++m.ex[slot].verdicts;
   m.cold[slot].confidence = confidence;
   m.cold[slot].model_tag = model_tag;
   return true;

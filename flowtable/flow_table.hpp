@@ -69,6 +69,9 @@ struct FlowTableCounters {
   // that collide, e.g. crafted against a known seed (hash flooding).
   uint64_t long_probes = 0;
   static constexpr uint32_t kLongProbe = 32;
+  // Flow records (set_flow_end_sink): records handed to the sink, of which active-timeout updates.
+  uint64_t flow_records = 0;
+  uint64_t flow_updates = 0;
 };
 // Every closed window lands in exactly one of: windows_emitted, windows_sink_full,
 // windows_too_small, windows_over_limit, windows_no_records (they sum to windows_closed).
@@ -79,6 +82,28 @@ struct FlowTableCounters {
 // scan and counters on the table, never on_packet, on_burst, expire or flush.
 // A null sink takes every window (counted as emitted): for benchmarks.
 using WindowSink = bool (*)(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+
+// Why a flow record was cut (the IPFIX flowEndReason values, RFC 7011 / IANA).
+enum class FlowEndReason : uint8_t { kIdle = 1, kActive = 2, kEndDetected = 3, kForced = 4, kLackOfResources = 5 };
+
+// One flow record (flow export): a flow that ended, or an update of one that reached the active
+// timeout. Counts and times cover the flow since its previous record (its start for the first).
+struct FlowEndInfo {
+  FlowKey key;                // as the flow's first packet saw it
+  TimeNs start_ns = 0;        // first packet, or (updates) the instant the previous record was cut
+  TimeNs end_ns = 0;          // last packet
+  uint64_t packets = 0, bytes = 0;
+  uint32_t slot = 0, gen = 0;
+  int16_t verdict = -1;       // the flow's class when the record was cut (-1 none)
+  float confidence = 0.f;
+  uint32_t model_tag = 0;
+  uint16_t pending = 0;       // windows of the flow emitted but whose verdicts were not applied yet
+                              // (0 for updates: they carry the verdict of the moment)
+  FlowEndReason reason = FlowEndReason::kIdle;
+};
+// Called by the owner thread, inside on_packet/on_burst/expire/flush, after the flow's last
+// window went to the window sink. Must not call into the table. Never null once set.
+using FlowEndSink = void (*)(void* ctx, const FlowEndInfo& info);
 
 // Per-flow state visible to readers (control plane, tests).
 struct FlowView {
@@ -127,6 +152,12 @@ class FlowTable {
   void on_burst(const FlowKey* keys, const uint64_t* hashes, const uint32_t* ip_lens, const TimeNs* times,
                 uint32_t n, uint32_t* slots_out, int16_t* verdicts_out = nullptr,
                 const uint8_t* swapped = nullptr) noexcept;
+
+  // Flow records: `sink` gets a record when a flow ends (idle, reclaimed, flushed) and, every
+  // `active_timeout_ns` (0: never) of an active flow, an update found by the sweep (expire(); so
+  // an update is cut up to one sweep period late). Allocates capacity x 32 B of per-flow export
+  // state: call before the first packet, off the fast path. Throws std::bad_alloc.
+  void set_flow_end_sink(FlowEndSink sink, void* ctx, TimeNs active_timeout_ns);
 
   // Prefetches the index bucket of `hash` (for callers running their own pipeline).
   void prefetch(uint64_t hash) const noexcept;

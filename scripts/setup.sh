@@ -15,6 +15,8 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev   # configs, command lines, model metadata/JSON output
   libxxhash-dev zlib1g-dev libcairo2-dev            # flow hashing, model checksums, PNG figures
   python3 iproute2 tcpdump             # test harness helpers (dpdk-telemetry.py, pcap checks)
+  nfdump pmacct                        # IPFIX export tests against real collectors (nfcapd/nfdump, nfacctd)
+  softflowd                            # the IPFIX bench's peer: another exporter into the same nfcapd
 )
 
 BUILD="${FLOWPIC_BUILD:-build}"

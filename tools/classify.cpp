@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <unordered_map>
 
+#include "export/exporter.hpp"
 #include "infer/network.hpp"
 #include "infer/verdict.hpp"
 #include "picbuilder/batch.hpp"
@@ -58,6 +60,31 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
   FlowEvidence evidence;
   evidence.reset(opt.flow_capacity, classes);
 
+  // Flow export: a flow's record leaves once the verdicts of all its windows are known (its last
+  // windows close with it and are classified later, in output order), with its flow verdict.
+  struct FlowDone {
+    uint32_t gen = 0, windows = 0;  // windows of generation `gen` classified so far
+    int cls = -1;
+    float conf = 0.f;
+  };
+  struct Ended {
+    FlowExportMsg msg;
+    uint32_t remaining;
+  };
+  std::vector<FlowDone> done;
+  std::unordered_map<uint64_t, Ended> ended;
+  const int unknown_cls = opt.threshold > 0 ? classes : -1;  // "unknown" follows the model's classes
+  auto submit = [&](const FlowExportMsg& m) {
+    opt.exporter->push_wait(0, m);
+    ++rep.flow_records;
+  };
+  if (opt.exporter) {
+    done.resize(opt.flow_capacity);
+    std::vector<std::string> names = model->info().classes;
+    if (opt.threshold > 0) names.push_back("unknown");
+    opt.exporter->publish(1, model->id(), names);
+  }
+
   std::vector<Pending> group;   // windows that closed at group_ns, order among them not yet fixed
   TimeNs group_ns = 0;
   std::deque<Pending> ready;    // in output order
@@ -78,6 +105,22 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
       FlowVerdict fv;
       fv.cls = evidence.add(info.flow_slot, info.flow_gen, p, &fv.confidence, &fv.windows);
       on_verdict(verdict_json(info, p, fmt, fv), info, cls, conf);
+      if (opt.exporter && info.flow_slot < done.size()) {
+        FlowDone& d = done[info.flow_slot];
+        if (d.gen != info.flow_gen) d = FlowDone{info.flow_gen, 0, -1, 0.f};
+        ++d.windows;
+        d.cls = fv.confidence < opt.threshold ? unknown_cls : fv.cls;
+        d.conf = fv.confidence;
+        const auto it = ended.find(uint64_t(info.flow_slot) << 32 | info.flow_gen);
+        if (it != ended.end()) {
+          it->second.msg.cls = static_cast<int16_t>(d.cls);
+          it->second.msg.confidence = d.conf;
+          if (--it->second.remaining == 0) {
+            submit(it->second.msg);
+            ended.erase(it);
+          }
+        }
+      }
     }
     ready.erase(ready.begin(), ready.begin() + static_cast<std::ptrdiff_t>(n));
   };
@@ -98,6 +141,33 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
                          w.info.n_records = n;
                          group.push_back(std::move(w));
                        });
+  if (opt.exporter)
+    pipe.set_flow_end(
+        [&](const FlowEndInfo& f) {
+          FlowExportMsg m;
+          m.key = f.key;
+          m.start_ns = f.start_ns;
+          m.end_ns = f.end_ns;
+          m.packets = f.packets;
+          m.bytes = f.bytes;
+          m.slot = f.slot;
+          m.gen = f.gen;
+          m.model_tag = 1;
+          m.reason = static_cast<uint8_t>(f.reason);
+          uint32_t classified = 0;
+          if (f.slot < done.size() && done[f.slot].gen == f.gen) {
+            classified = done[f.slot].windows;
+            m.cls = static_cast<int16_t>(done[f.slot].cls);
+            m.confidence = done[f.slot].conf;
+          }
+          // No verdict is ever applied to the offline table: `pending` counts all the flow's windows.
+          if (f.reason == FlowEndReason::kActive || f.pending <= classified) {
+            submit(m);
+            return;
+          }
+          ended[uint64_t(f.slot) << 32 | f.gen] = Ended{m, f.pending - classified};
+        },
+        opt.active_timeout_ns);
   {
     Progress bar("reading " + path, 0, " packets");
     if (!opt.progress) Progress::set_enabled(false);
@@ -107,6 +177,8 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
   }
   if (!group.empty()) close_group();
   while (!ready.empty()) classify_front(std::min(ready.size(), static_cast<size_t>(batch)));
+  for (auto& [k, e] : ended) submit(e.msg);  // windows that never reached a verdict (none expected)
+  ended.clear();
   rep.packets = pipe.counters().packets;
   rep.parse = pipe.step_state().parse;
   rep.clock_backwards = pipe.clock_backwards();

@@ -16,6 +16,8 @@
 
 namespace flowpic {
 
+class IpfixExporter;
+
 struct ClassifyOptions {
   uint32_t flow_capacity = 1u << 16;
   TimeNs idle_timeout_ns = 30 * kNsPerSec;
@@ -23,6 +25,10 @@ struct ClassifyOptions {
   int batch = 64;
   int threads = 1;
   bool progress = true;
+  // Flow records to an IPFIX collector (flowpicd's exporter; producer 0, started by the caller,
+  // which publishes nothing: classify_pcap publishes the model's classes). Null: none.
+  IpfixExporter* exporter = nullptr;
+  TimeNs active_timeout_ns = 60 * kNsPerSec;
 };
 
 struct ClassifyReport {
@@ -34,6 +40,7 @@ struct ClassifyReport {
   uint64_t windows_unknown = 0;                 // below the threshold
   std::vector<uint64_t> per_class;              // verdicts per model class (above the threshold)
   std::string warning;                          // corrupt record / unsupported link
+  uint64_t flow_records = 0;                    // handed to the exporter (flows + active updates)
   double seconds = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "export/exporter.hpp"
 #include "infer/model.hpp"
 #include "tools/classify.hpp"
 #include "tools/cli.hpp"
@@ -19,6 +20,8 @@ void add_classify(CLI::App& app, Action* action) {
     uint32_t capacity = 1u << 16;
     int batch = 64, threads = 1;
     bool tolerate = false;
+    std::string ipfix, ipfix_transport = "udp", active = "60s";
+    uint32_t domain = 1;
   };
   auto a = std::make_shared<Args>();
   auto* s = app.add_subcommand("classify",
@@ -35,6 +38,13 @@ void add_classify(CLI::App& app, Action* action) {
   s->add_option("--batch", a->batch, "pictures per inference batch")->capture_default_str()->check(CLI::Range(1, 4096));
   s->add_option("--threads", a->threads, "inference threads")->capture_default_str()->check(CLI::Range(1, 256));
   s->add_option("-o,--output", a->out, "write the JSON lines here instead of stdout");
+  s->add_option("--ipfix", a->ipfix,
+                "also export one IPFIX flow record per flow (class as applicationId, docs/export.md) to the collector "
+                "HOST:PORT, as flowpicd's exporters.ipfix does");
+  s->add_option("--ipfix-transport", a->ipfix_transport, "udp or tcp")->capture_default_str()->check(CLI::IsMember({"udp", "tcp"}));
+  s->add_option("--ipfix-domain", a->domain, "IPFIX observation domain id")->capture_default_str();
+  s->add_option("--active-timeout", a->active, "with --ipfix: a flow active this long gets an update record")
+      ->capture_default_str();
   s->add_flag("--tolerate-corrupt", a->tolerate,
               "exit 0 when the capture is truncated, corrupt or of an unsupported link type (the verdicts of what "
               "could be read are printed either way; without this flag the exit code is 3)");
@@ -48,6 +58,19 @@ void add_classify(CLI::App& app, Action* action) {
       opt.threads = a->threads;
       opt.progress = progress_enabled();
       const auto model = Model::load(a->model);
+      std::unique_ptr<IpfixExporter> exporter;
+      if (!a->ipfix.empty()) {
+        ExportConfig ec;
+        if (const std::string err = parse_collector(a->ipfix, &ec.host, &ec.port); !err.empty())
+          throw std::runtime_error("--ipfix: " + err);
+        ec.transport = a->ipfix_transport == "tcp" ? ExportConfig::Transport::kTcp : ExportConfig::Transport::kUdp;
+        ec.observation_domain = a->domain;
+        ec.active_timeout_s = static_cast<double>(parse_duration(a->active, "--active-timeout")) / 1e9;
+        opt.active_timeout_ns = parse_duration(a->active, "--active-timeout");
+        exporter = std::make_unique<IpfixExporter>(ec, 1);
+        exporter->start();
+        opt.exporter = exporter.get();
+      }
       FILE* out = stdout;
       if (!a->out.empty()) {
         out = std::fopen(a->out.c_str(), "w");
@@ -61,6 +84,7 @@ void add_classify(CLI::App& app, Action* action) {
                     },
                     &rep);
       if (out != stdout && std::fclose(out) != 0) throw std::runtime_error(a->out + ": write failed");
+      if (exporter) exporter->finish();
       std::fflush(stdout);
       // A capture that could not be read to its end is an error for scripts (exit 3), loudly.
       const bool incomplete = !rep.warning.empty();
@@ -90,6 +114,12 @@ void add_classify(CLI::App& app, Action* action) {
         per_class += fmt::format(" {}={}", model->info().classes[c], rep.per_class[c]);
       spdlog::info("verdicts {}:{}{} in {:.3f} s", rep.windows_classified, per_class,
                    a->threshold > 0 ? fmt::format(" unknown={}", rep.windows_unknown) : "", rep.seconds);
+      if (exporter) {
+        const ExportStats es = exporter->stats();
+        spdlog::info("ipfix {}: flow records {} sent {} in {} messages | send errors {} lost {} buffer-full {} reconnects {}",
+                     exporter->collector(), rep.flow_records, es.flow_records, es.messages, es.send_errors,
+                     es.records_lost_send, es.records_dropped_buffer, es.reconnects);
+      }
       return incomplete && !a->tolerate ? 3 : 0;
     };
   });

@@ -13,6 +13,13 @@ OfflinePipeline::OfflinePipeline(const FlowTableConfig& cfg, WindowFn on_window)
 
 OfflinePipeline::~OfflinePipeline() = default;
 
+void OfflinePipeline::set_flow_end(FlowEndFn fn, TimeNs active_ns) {
+  on_end_ = std::move(fn);
+  table_->set_flow_end_sink(on_end_ ? &OfflinePipeline::end_sink : nullptr, this, active_ns);
+}
+
+void OfflinePipeline::end_sink(void* ctx, const FlowEndInfo& info) { static_cast<OfflinePipeline*>(ctx)->on_end_(info); }
+
 const FlowTableCounters& OfflinePipeline::table_counters() const noexcept { return table_->counters(); }
 
 bool OfflinePipeline::sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n) {

@@ -52,6 +52,11 @@ class OfflinePipeline {
   void feed(const FlowKey& key, TimeNs ts, uint32_t ip_len);
   void end_capture();
 
+  // Flow records (flow export): `fn` gets every record the table cuts (see FlowTable::
+  // set_flow_end_sink); active_ns 0: no active-timeout updates. Call before the first packet.
+  using FlowEndFn = std::function<void(const FlowEndInfo& info)>;
+  void set_flow_end(FlowEndFn fn, TimeNs active_ns);
+
   const OfflineCounters& counters() const noexcept { return counters_; }
   const PacketStepState& step_state() const noexcept { return step_; }  // parse counters across captures
   const FlowTableCounters& table_counters() const noexcept;
@@ -59,6 +64,8 @@ class OfflinePipeline {
 
  private:
   static bool sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, uint32_t n);
+  static void end_sink(void* ctx, const FlowEndInfo& info);
+  FlowEndFn on_end_;
   FlowTableConfig cfg_;
   WindowFn on_window_;
   std::unique_ptr<FlowTable> table_;

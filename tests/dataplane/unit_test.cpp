@@ -60,6 +60,43 @@ TEST(Config, ParsesAGoodConfig) {
   EXPECT_EQ(c.clock, ClockMode::kAuto);
 }
 
+TEST(Config, IpfixExporter) {
+  const Config c = parse_config(std::string(kGood) +
+                                    "flow_table: {idle_timeout_s: 20}\n"
+                                    "exporters: {ipfix: {collector: \"[::1]:4739\", transport: tcp, observation_domain: 7, "
+                                    "template_refresh: 30, active_timeout: 120, mtu: 9000}}\n",
+                                "t.yaml");
+  ASSERT_TRUE(c.ipfix.has_value());
+  EXPECT_EQ(c.ipfix->host, "::1");
+  EXPECT_EQ(c.ipfix->port, 4739);
+  EXPECT_EQ(c.ipfix->transport, ExportConfig::Transport::kTcp);
+  EXPECT_EQ(c.ipfix->observation_domain, 7u);
+  EXPECT_DOUBLE_EQ(c.ipfix->active_timeout_s, 120);
+  EXPECT_EQ(c.ipfix->mtu, 9000u);
+  EXPECT_DOUBLE_EQ(c.idle_timeout_s, 20);
+  EXPECT_FALSE(parse_config(kGood, "t.yaml").ipfix.has_value());
+  const std::string base = kGood;
+  for (const auto& [extra, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"exporters: {ipfix: {transport: udp}}\n", "exporters.ipfix.collector: missing: give HOST:PORT"},
+           {"exporters: {ipfix: {collector: \"collector\"}}\n", "exporters.ipfix.collector: expected HOST:PORT"},
+           {"exporters: {ipfix: {collector: \"h:0\"}}\n", "exporters.ipfix.collector: port must be 1-65535"},
+           {"exporters: {ipfix: {collector: \"h:1\", transport: sctp}}\n", "exporters.ipfix.transport: expected udp or tcp"},
+           {"exporters: {ipfix: {collector: \"h:1\", mtu: 100}}\n", "exporters.ipfix.mtu: must be between 576"},
+           {"exporters: {ipfix: {collector: \"h:1\", ring_size: 1000}}\n", "exporters.ipfix.ring_size: must be a power of two"},
+           {"exporters: {netflow: {}}\n", "exporters: unknown key 'netflow'"},
+           {"flow_table: {idle_timeout_s: 30}\nexporters: {ipfix: {collector: \"h:1\", idle_timeout: 10}}\n",
+            "exporters.ipfix.idle_timeout: differs from flow_table.idle_timeout_s"}}) {
+    std::string err;
+    try {
+      parse_config(base + extra, "t.yaml");
+    } catch (const ConfigError& e) {
+      err = e.what();
+    }
+    EXPECT_NE(err.find(expect), std::string::npos) << extra << " -> " << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos);
+  }
+}
+
 TEST(Config, ShortPciAddressGetsTheDomain) {
   PortConfig p;
   p.device = "3B:00.0";
