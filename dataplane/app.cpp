@@ -34,6 +34,7 @@
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
 #include "dataplane/eal_cleanup.hpp"
+#include "dataplane/eal_diagnose.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
@@ -585,8 +586,7 @@ void App::Impl::init_eal() {
   argv.push_back(nullptr);
   rte_openlog_stream(stderr);  // EAL logs to stdout by default; stdout carries the verdicts
   if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
-    throw StartError(std::string("DPDK EAL init failed: ") + rte_strerror(rte_errno) +
-                     " (see the EAL lines above; check eal: in " + cfg.source + ")");
+    throw StartError("DPDK EAL init failed: " + eal_init_failure(cfg.eal, rte_errno, cfg.source));
   eal_up = true;
 }
 
