@@ -220,6 +220,16 @@ struct App::Impl {
   std::optional<ServiceUser> service;
   int lock_fd = -1;             // RUN_DIR/flowpicd.lock, held until exit
   size_t threads_checked = 0;   // threads verified in /proc/self/task after the switch
+  // Device counters per port (issue 14), read by the main loop every 20 ms and by summaries.
+  // `held`: the highest rte_eth_stats the device reported; memif reports 0 while no peer is
+  // connected (its counters come back with the next peer), so a lower reading is not taken.
+  struct DeviceCounters {
+    rte_eth_stats held{};
+    bool hidden = false;          // the latest reading was lower than `held`
+  };
+  mutable std::mutex dev_mu;
+  mutable std::vector<DeviceCounters> dev;
+  void sample_devices() const;
 
   FlowTableConfig table_config() const {
     FlowTableConfig t;
@@ -729,6 +739,23 @@ void App::Impl::setup_ports() {
     pr.started = true;
     rte_eth_promiscuous_enable(pr.id);  // a bump in the wire sees every frame; vdevs may refuse, harmless
   }
+  dev.resize(ports.size());
+}
+
+void App::Impl::sample_devices() const {
+  std::lock_guard lk(dev_mu);
+  for (const auto& pr : ports) {
+    if (!pr.started || pr.index >= dev.size()) continue;
+    DeviceCounters& d = dev[pr.index];
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(pr.id, &st) == 0) {
+      const auto total = [](const rte_eth_stats& x) {
+        return x.ipackets + x.opackets + x.imissed + x.ierrors + x.oerrors + x.rx_nombuf;
+      };
+      d.hidden = total(st) < total(d.held);
+      if (!d.hidden) d.held = st;
+    }
+  }
 }
 
 void App::Impl::setup_lcores() {
@@ -936,6 +963,7 @@ int App::run() {
       d.stats_line(std::chrono::duration<double>(clock::now() - last_stats).count(), prev_rx);
       last_stats = clock::now();
     }
+    d.sample_devices();  // before a peer leaves (memif)
     if (d.cfg.exit_at_end) {
       const uint64_t now = rte_rdtsc();
       bool all_idle = true;
@@ -1004,6 +1032,7 @@ nlohmann::ordered_json App::Impl::summary() const {
   s["runtime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // Per port (rx side): what its lcores received and what became of it.
   J jports = J::array();
+  sample_devices();
   for (const auto& pr : ports) {
     uint64_t rx = 0, fwd = 0, act = 0, full = 0, rx_bytes = 0, fwd_bytes = 0;
     for (const auto& lc : lcores)
@@ -1029,10 +1058,14 @@ nlohmann::ordered_json App::Impl::summary() const {
       p["capture"] = {{"file", c->second.file},
                       {"packets", c->second.packets},
                       {"error", c->second.error.empty() ? J(nullptr) : J(c->second.error)}};
-    rte_eth_stats st{};
-    if (pr.started && rte_eth_stats_get(pr.id, &st) == 0)
+    if (pr.index < dev.size()) {
+      std::lock_guard lk(dev_mu);
+      const DeviceCounters& d = dev[pr.index];
+      const rte_eth_stats& st = d.held;
       p["device_stats"] = {{"ipackets", st.ipackets}, {"opackets", st.opackets}, {"imissed", st.imissed},
-                           {"ierrors", st.ierrors},   {"oerrors", st.oerrors},   {"rx_nombuf", st.rx_nombuf}};
+                           {"ierrors", st.ierrors},   {"oerrors", st.oerrors},   {"rx_nombuf", st.rx_nombuf},
+                           {"held", d.hidden}};
+    }
     jports.push_back(std::move(p));
   }
   s["ports"] = std::move(jports);
