@@ -2,6 +2,7 @@
 // the kernel (a veth pair into a net_af_packet port), and what a second DPDK process with the same
 // --file-prefix is told. Real peers only: testpmd, the kernel, flowpicd, flowpic classify.
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <gtest/gtest.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -278,6 +279,26 @@ TEST_F(Lab, SecondDpdkProcessOnTheSamePrefixIsToldWhoHoldsIt) {
   EXPECT_EQ(first.terminate(), 0) << first.err();
 }
 
+// GET /metrics from 127.0.0.1:port (HTTP/1.0): the whole answer, "" on failure.
+std::string scrape(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0) return "";
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+    if (::write(s, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(s, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(s);
+  return out;
+}
+
 // A veth pair, removed at destruction. ok() false (and why()) when the kernel refuses it.
 class Veth {
  public:
@@ -308,7 +329,7 @@ TEST_F(Lab, AfPacketRingDropsOfTheKernelAreCounted) {
   c.exit_at_end = false;
   // A tiny ring: 2 blocks of 4096 bytes, 4 frames of 2048.
   c.ports.push_back({"k0", "net_af_packet0,iface=" + veth.a() + ",blocksz=4096,framesz=2048,framecnt=4", "k0"});
-  c.extra = "instance: kdrops\ncontrol: {socket: control.sock}\n";
+  c.extra = "instance: kdrops\ncontrol: {socket: control.sock, prometheus: {enabled: true, address: 127.0.0.1, port: 0}}\n";
   Daemon fd(dir_.path(), yaml_config(c), "flowpicd");
   ASSERT_TRUE(wait_for_socket(fd, dir_ / "run/kdrops/control.sock")) << fd.err();
 
@@ -330,6 +351,10 @@ TEST_F(Lab, AfPacketRingDropsOfTheKernelAreCounted) {
   }
   ::close(s);
   std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::smatch pm;
+  const std::string log = fd.err();
+  ASSERT_TRUE(std::regex_search(log, pm, std::regex(R"(Prometheus metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) << log;
+  const std::string metrics = scrape(std::stoi(pm[1]));
   const RunResult live = run_process(flowpicctl_bin().empty() ? "/bin/false" : flowpicctl_bin(),
                                      {"-i", "kdrops", "--json", "stats"}, dir_.path(), 30, "ctl");
   ASSERT_EQ(fd.terminate(), 0) << fd.err();
@@ -355,6 +380,11 @@ TEST_F(Lab, AfPacketRingDropsOfTheKernelAreCounted) {
     EXPECT_GT(st["ports"][0]["device"]["kernel_dropped"].get<uint64_t>(), 0u) << live.out;
     EXPECT_LE(st["ports"][0]["device"]["kernel_dropped"].get<uint64_t>(), kd) << live.out;
   }
+  std::smatch mm;
+  ASSERT_TRUE(std::regex_search(metrics, mm, std::regex(R"(\nflowpic_port_device_dropped_packets_total\{port="k0",reason="kernel_dropped"\} (\d+))")))
+      << metrics;
+  EXPECT_GT(std::stoull(mm[1]), 0u);
+  EXPECT_LE(std::stoull(mm[1]), kd);
 }
 
 }  // namespace
