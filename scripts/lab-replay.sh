@@ -51,6 +51,8 @@ cleanup() {
   exec 3>&-
   [ -n "$TP_PID" ] && kill "$TP_PID" 2>/dev/null && wait "$TP_PID" 2>/dev/null
   [ -n "$FD_PID" ] && kill -TERM "$FD_PID" 2>/dev/null && wait "$FD_PID" 2>/dev/null
+  # DPDK 22.11 leaves the runtime directory of testpmd's prefix behind (flowpicd removes its own).
+  [ -n "${PREFIX:-}" ] && rm -rf "/var/run/dpdk/${PREFIX}tp"
   if [ "$KEEP" = 1 ]; then echo "lab-replay: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT

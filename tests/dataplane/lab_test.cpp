@@ -175,9 +175,17 @@ TEST_F(Lab, TestpmdOverMemifAccountsEveryPacketAndKeepsDeviceCounters) {
 
   // testpmd: main lcore and its forwarding lcore both on CPU 0 (the forwarder busy-polls; the
   // main lcore sleeps), flowpicd's poller alone on CPU 1: on two CPUs, no two pollers share one.
-  const std::string returned = dir_ / "returned.pcap";
+  const std::string returned = dir_ / "returned.pcap", tp_prefix = unique_prefix() + "tp";
+  // DPDK 22.11 leaves testpmd's runtime directory behind: removed at the end of the test.
+  struct RemoveRuntimeDir {
+    std::string dir;
+    ~RemoveRuntimeDir() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } tp_runtime{(::getuid() == 0 ? std::string("/var/run") : env_or("XDG_RUNTIME_DIR", "/tmp")) + "/dpdk/" + tp_prefix};
   Child tp(testpmd,
-           {"--no-huge", "-m", "256", "--no-pci", "--file-prefix", unique_prefix() + "tp", "--lcores=0@0,1@0",
+           {"--no-huge", "-m", "256", "--no-pci", "--file-prefix", tp_prefix, "--lcores=0@0,1@0",
             "--log-level", "lib.eal:warning", "--vdev=net_pcap0,rx_pcap=" + pcap + ",tx_pcap=" + returned,
             "--vdev=net_memif0,role=client,socket=" + run + "/lab.memif,socket-abstract=no", "--", "--forward-mode=io",
             "--no-flush-rx", "--nb-cores=1", "--total-num-mbufs=4096"},
@@ -200,6 +208,7 @@ TEST_F(Lab, TestpmdOverMemifAccountsEveryPacketAndKeepsDeviceCounters) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the way back to testpmd
   tp.send("\n");  // "Press enter to exit": testpmd stops, prints its stats, disconnects
   ASSERT_EQ(tp.wait(60), 0) << tp.out() << tp.err();
+  EXPECT_TRUE(std::filesystem::is_directory(tp_runtime.dir)) << "testpmd's runtime directory, to be removed";
 
   // testpmd: port 0 net_pcap (the capture), port 1 memif (flowpicd).
   const auto tstats = testpmd_forward_stats(tp.out());
