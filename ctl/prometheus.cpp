@@ -248,6 +248,16 @@ std::vector<Metric> metrics_from_snapshots(const json& stats, const json& status
             f.add("flowpic_port_dropped_packets_total", Metric::Type::kCounter,
                   "Received packets not forwarded, by reason.", ll, n.get<double>());
           }
+      // Dropped by the device or the kernel before flowpicd received them (not part of rx).
+      if (p.contains("device") && p["device"].is_object())
+        for (const auto& [reason, n] : p["device"].items())
+          if (n.is_number()) {
+            auto ll = l;
+            ll["reason"] = reason;
+            f.add("flowpic_port_device_dropped_packets_total", Metric::Type::kCounter,
+                  "Packets the device or the kernel dropped before flowpicd received them, by reason.", ll,
+                  n.get<double>());
+          }
     }
   }
   if (stats.contains("lcores") && stats["lcores"].is_array()) {

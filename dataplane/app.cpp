@@ -34,6 +34,8 @@
 #include "ctl/prometheus.hpp"
 #include "ctl/telemetry.hpp"
 #include "dataplane/eal_cleanup.hpp"
+#include "dataplane/eal_diagnose.hpp"
+#include "dataplane/packet_socket_stats.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/rss.hpp"
 #include "dataplane/placement.hpp"
@@ -228,6 +230,20 @@ struct App::Impl {
     for (int c = 0; c < classes.size(); ++c) names.push_back(classes.name(static_cast<int16_t>(c)));
     exporter->publish(tag, model_id, names);
   }
+
+  // Device counters per port (issue 14), read by the main loop every 20 ms and by summaries.
+  // `held`: the highest rte_eth_stats the device reported; memif reports 0 while no peer is
+  // connected (its counters come back with the next peer), so a lower reading is not taken.
+  // af_packet: the kernel's ring drops (PACKET_STATISTICS), which the PMD does not report.
+  struct DeviceCounters {
+    rte_eth_stats held{};
+    bool hidden = false;          // the latest reading was lower than `held`
+    std::vector<int> packet_fds;  // net_af_packet: the PMD's sockets
+    uint64_t kernel_packets = 0, kernel_drops = 0;
+  };
+  mutable std::mutex dev_mu;
+  mutable std::vector<DeviceCounters> dev;
+  void sample_devices() const;
 
   FlowTableConfig table_config() const {
     FlowTableConfig t;
@@ -594,8 +610,7 @@ void App::Impl::init_eal() {
   argv.push_back(nullptr);
   rte_openlog_stream(stderr);  // EAL logs to stdout by default; stdout carries the verdicts
   if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
-    throw StartError(std::string("DPDK EAL init failed: ") + rte_strerror(rte_errno) +
-                     " (see the EAL lines above; check eal: in " + cfg.source + ")");
+    throw StartError("DPDK EAL init failed: " + eal_init_failure(cfg.eal, rte_errno, cfg.source));
   eal_up = true;
 }
 
@@ -737,6 +752,37 @@ void App::Impl::setup_ports() {
     if (rc != 0) throw StartError("port " + pr.cfg->name + ": start failed: " + rte_strerror(-rc));
     pr.started = true;
     rte_eth_promiscuous_enable(pr.id);  // a bump in the wire sees every frame; vdevs may refuse, harmless
+  }
+  dev.resize(ports.size());
+  for (auto& pr : ports) {
+    rte_eth_dev_info di{};
+    if (pr.driver == "net_af_packet" && rte_eth_dev_info_get(pr.id, &di) == 0 && di.if_index > 0) {
+      dev[pr.index].packet_fds = packet_sockets_of(static_cast<int>(di.if_index));
+      if (dev[pr.index].packet_fds.empty())
+        spdlog::warn("port {}: no AF_PACKET socket of interface {} found: its kernel drops cannot be counted",
+                     pr.cfg->name, di.if_index);
+    }
+  }
+}
+
+void App::Impl::sample_devices() const {
+  std::lock_guard lk(dev_mu);
+  for (const auto& pr : ports) {
+    if (!pr.started || pr.index >= dev.size()) continue;
+    DeviceCounters& d = dev[pr.index];
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(pr.id, &st) == 0) {
+      const auto total = [](const rte_eth_stats& x) {
+        return x.ipackets + x.opackets + x.imissed + x.ierrors + x.oerrors + x.rx_nombuf;
+      };
+      d.hidden = total(st) < total(d.held);
+      if (!d.hidden) d.held = st;
+    }
+    if (!d.packet_fds.empty()) {
+      const PacketSocketCounts c = read_packet_socket_counts(d.packet_fds);
+      d.kernel_packets += c.packets;
+      d.kernel_drops += c.drops;
+    }
   }
 }
 
@@ -968,6 +1014,7 @@ int App::run() {
       d.stats_line(std::chrono::duration<double>(clock::now() - last_stats).count(), prev_rx);
       last_stats = clock::now();
     }
+    d.sample_devices();  // before a peer leaves (memif) and before the kernel counters wrap
     if (d.cfg.exit_at_end) {
       const uint64_t now = rte_rdtsc();
       bool all_idle = true;
@@ -1042,6 +1089,7 @@ nlohmann::ordered_json App::Impl::summary() const {
   s["runtime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // Per port (rx side): what its lcores received and what became of it.
   J jports = J::array();
+  sample_devices();
   for (const auto& pr : ports) {
     uint64_t rx = 0, fwd = 0, act = 0, full = 0, rx_bytes = 0, fwd_bytes = 0;
     for (const auto& lc : lcores)
@@ -1067,10 +1115,16 @@ nlohmann::ordered_json App::Impl::summary() const {
       p["capture"] = {{"file", c->second.file},
                       {"packets", c->second.packets},
                       {"error", c->second.error.empty() ? J(nullptr) : J(c->second.error)}};
-    rte_eth_stats st{};
-    if (pr.started && rte_eth_stats_get(pr.id, &st) == 0)
+    if (pr.index < dev.size()) {
+      std::lock_guard lk(dev_mu);
+      const DeviceCounters& d = dev[pr.index];
+      const rte_eth_stats& st = d.held;
       p["device_stats"] = {{"ipackets", st.ipackets}, {"opackets", st.opackets}, {"imissed", st.imissed},
-                           {"ierrors", st.ierrors},   {"oerrors", st.oerrors},   {"rx_nombuf", st.rx_nombuf}};
+                           {"ierrors", st.ierrors},   {"oerrors", st.oerrors},   {"rx_nombuf", st.rx_nombuf},
+                           {"held", d.hidden}};
+      if (!d.packet_fds.empty())
+        p["device_stats"]["kernel"] = {{"packets", d.kernel_packets}, {"dropped", d.kernel_drops}};
+    }
     jports.push_back(std::move(p));
   }
   s["ports"] = std::move(jports);
@@ -1195,6 +1249,10 @@ void App::Impl::print_summary(const nlohmann::ordered_json& s) const {
          std::to_string(p["forwarded"].get<uint64_t>()) + "  dropped: action " +
          std::to_string(p["dropped"]["action"].get<uint64_t>()) + ", tx_full " +
          std::to_string(p["dropped"]["tx_full"].get<uint64_t>()));
+    if (p.contains("device_stats") && p["device_stats"].contains("kernel"))
+      line("  kernel (af_packet ring): " + std::to_string(p["device_stats"]["kernel"]["packets"].get<uint64_t>()) +
+           " frames, " + std::to_string(p["device_stats"]["kernel"]["dropped"].get<uint64_t>()) +
+           " dropped before flowpicd received them (ring full)");
     if (p.contains("capture") && !p["capture"]["error"].is_null())
       line("  WARNING: capture " + p["capture"]["file"].get<std::string>() + " is corrupt or truncated after " +
            std::to_string(p["capture"]["packets"].get<uint64_t>()) + " packets (" +
@@ -1501,8 +1559,10 @@ nlohmann::ordered_json App::Impl::stats_json() const {
     J d = {{"action", p["dropped"]["action"]}, {"tx_full", p["dropped"]["tx_full"]}};
     J q = {{"name", p["name"]}, {"rx", {{"packets", p["rx"]}, {"bytes", p["rx_bytes"]}}},
          {"tx", {{"packets", p["forwarded"]}, {"bytes", p["forwarded_bytes"]}}}, {"dropped", d}};
-    if (p.contains("device_stats"))  // never received by flowpicd: not part of rx = tx + dropped
+    if (p.contains("device_stats")) {  // never received by flowpicd: not part of rx = tx + dropped
       q["device"] = {{"nic_missed", p["device_stats"]["imissed"]}, {"no_mbuf", p["device_stats"]["rx_nombuf"]}};
+      if (p["device_stats"].contains("kernel")) q["device"]["kernel_dropped"] = p["device_stats"]["kernel"]["dropped"];
+    }
     jp.push_back(std::move(q));
   }
   s["ports"] = jp;
