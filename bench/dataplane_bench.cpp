@@ -48,7 +48,7 @@
 #include "dataplane/worker.hpp"
 #include "export/exporter.hpp"
 #include "flowtable/flow_table.hpp"
-#include "tools/packet_step.hpp"  // kSweepBudget, as dataplane/app.cpp
+#include "flowtable/packet_step.hpp"  // kSweepBudget, as dataplane/app.cpp
 
 namespace {
 

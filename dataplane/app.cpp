@@ -43,7 +43,7 @@
 #include "dataplane/worker.hpp"
 #include "packet/pcap_reader.hpp"
 #include "infer/network.hpp"
-#include "tools/packet_step.hpp"
+#include "flowtable/packet_step.hpp"
 
 namespace fs = std::filesystem;
 

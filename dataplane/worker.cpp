@@ -16,7 +16,7 @@
 #include "dataplane/pipeline.hpp"
 #include "export/exporter.hpp"
 #include "packet/parse.hpp"
-#include "tools/packet_step.hpp"  // sweep cadence shared with the offline tools
+#include "flowtable/packet_step.hpp"  // sweep cadence shared with the offline tools
 
 namespace flowpic {
 

@@ -110,7 +110,7 @@ struct LcoreState {
   uint32_t msg_stashed = 0;
   // State while stopping: the sink may wait so nothing is lost.
   bool flushing = false;
-  uint32_t expire_budget = 64;        // = kSweepBudget of tools/packet_step.hpp: most slots per sweep
+  uint32_t expire_budget = 64;        // = kSweepBudget of flowtable/packet_step.hpp: most slots per sweep
   SweepPacer sweep;                   // live time: slots owed to the sweep (set up with the table)
   uint32_t since_sweep = 0;           // trace time: packets since the last sweep
   LcoreCounters c;

@@ -9,7 +9,7 @@
 
 #include "flowtable/flow_table.hpp"
 #include "packet/parse.hpp"
-#include "tools/packet_step.hpp"
+#include "flowtable/packet_step.hpp"
 
 namespace flowpic {
 

@@ -1,7 +1,8 @@
 // The per-packet step of flowpic: clock, parse, hash, flow table. `flowpic classify`,
 // `flowpic dataset` and flowpicd's polling lcores all call packet_step for every packet, so
 // the same packets give the same windows (and so the same verdicts) offline and on the wire.
-// Header-only and dependency-light (packet + flowtable) so the dataplane can include it.
+// Header-only and dependency-light (packet + flowtable; link packet_dep and flowtable_dep), in
+// flowtable/ so that the dataplane need not reach into the offline tools for it.
 #pragma once
 
 #include <cstdint>
