@@ -970,29 +970,6 @@ TEST_F(Flowpicd, StartupErrorsStopWithOneClearLine) {
 
 std::string flowpicctl_bin() { return env_or("FLOWPICCTL", ""); }
 
-bool is_socket(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-// Waits until `path` is a socket (or the daemon exits); false on timeout or exit.
-bool wait_for_socket(Daemon& d, const std::string& path, int timeout_s = 90) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (is_socket(path)) return true;
-    if (!d.running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-std::vector<std::string> flowpicd_lines(const std::string& err) {
-  std::vector<std::string> v;
-  std::stringstream ss(err);
-  for (std::string l; std::getline(ss, l);)
-    if (l.rfind("flowpicd: ", 0) == 0) v.push_back(l);
-  return v;
-}
 
 // A replay that keeps running after the capture (stopped by SIGTERM), with the given instance,
 // control socket and verdict file named relative to its run directory.

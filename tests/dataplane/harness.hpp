@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -407,6 +408,31 @@ inline std::vector<uint8_t> udp6_frame(uint8_t src_last, uint8_t dst_last, uint1
   udp[4] = static_cast<uint8_t>(payload_len >> 8);
   udp[5] = static_cast<uint8_t>(payload_len);
   return f;
+}
+
+inline bool is_socket(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// Waits until `path` is a socket (or the daemon exits); false on timeout or exit.
+inline bool wait_for_socket(Daemon& d, const std::string& path, int timeout_s = 90) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (is_socket(path)) return true;
+    if (!d.running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// The lines flowpicd wrote under its own name (its log lines, not DPDK's).
+inline std::vector<std::string> flowpicd_lines(const std::string& err) {
+  std::vector<std::string> v;
+  std::stringstream ss(err);
+  for (std::string l; std::getline(ss, l);)
+    if (l.rfind("flowpicd: ", 0) == 0) v.push_back(l);
+  return v;
 }
 
 }  // namespace flowpic::test

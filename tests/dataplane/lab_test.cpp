@@ -38,28 +38,6 @@ std::string testpmd_bin() {
   return "";
 }
 
-bool is_socket(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-bool wait_for_socket(Daemon& d, const std::string& path, int timeout_s = 90) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (is_socket(path)) return true;
-    if (!d.running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-std::vector<std::string> flowpicd_lines(const std::string& err) {
-  std::vector<std::string> v;
-  std::stringstream ss(err);
-  for (std::string l; std::getline(ss, l);)
-    if (l.rfind("flowpicd: ", 0) == 0) v.push_back(l);
-  return v;
-}
 
 // A process with stdin on a pipe and stdout/stderr in files (testpmd: "Press enter to exit").
 class Child {
