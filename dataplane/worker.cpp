@@ -15,6 +15,7 @@
 
 #include "dataplane/pipeline.hpp"
 #include "export/exporter.hpp"
+#include "export/flow_record.hpp"
 #include "packet/parse.hpp"
 #include "flowtable/packet_step.hpp"  // sweep cadence shared with the offline tools
 
@@ -116,21 +117,12 @@ bool window_sink(void* ctx, const WindowInfo& info, const PacketRecord* recs, ui
 
 void flow_end_sink(void* ctx, const FlowEndInfo& info) {
   auto* lc = static_cast<LcoreState*>(ctx);
-  FlowExportMsg m;
-  m.key = info.key;
-  m.start_ns = info.start_ns;
-  m.end_ns = info.end_ns;
-  m.packets = info.packets;
-  m.bytes = info.bytes;
-  m.slot = info.slot;
-  m.gen = info.gen;
+  FlowExportMsg m = flow_record(info);
   m.model_tag = info.model_tag;
   m.confidence = info.confidence;
   m.ingress = lc->ingress;
   m.cls = info.verdict;
   m.pending = info.pending;
-  m.kind = FlowExportMsg::kFlow;
-  m.reason = static_cast<uint8_t>(info.reason);
   if (lc->exporter->push(lc->index, m)) {
     lc->c.flow_records.add();
     return;

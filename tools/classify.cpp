@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "export/exporter.hpp"
+#include "export/flow_record.hpp"
 #include "infer/network.hpp"
 #include "infer/verdict.hpp"
 #include "picbuilder/batch.hpp"
@@ -144,16 +145,8 @@ void classify_pcap(const std::string& path, const std::shared_ptr<const Model>& 
   if (opt.exporter)
     pipe.set_flow_end(
         [&](const FlowEndInfo& f) {
-          FlowExportMsg m;
-          m.key = f.key;
-          m.start_ns = f.start_ns;
-          m.end_ns = f.end_ns;
-          m.packets = f.packets;
-          m.bytes = f.bytes;
-          m.slot = f.slot;
-          m.gen = f.gen;
+          FlowExportMsg m = flow_record(f);
           m.model_tag = 1;
-          m.reason = static_cast<uint8_t>(f.reason);
           uint32_t classified = 0;
           if (f.slot < done.size() && done[f.slot].gen == f.gen) {
             classified = done[f.slot].windows;
