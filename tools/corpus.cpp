@@ -540,10 +540,7 @@ void import_odeflow(const fs::path& dir, const CorpusOptions& opt, Builder& b, S
           kept.push_back(recs[i]);
           bytes += recs[i].size;
         }
-      if (kept.size() < keep_at) {
-        ++rep.windows;  // seen, not kept
-        continue;
-      }
+      if (kept.size() < keep_at) continue;  // too small: like a window under min_packets, not counted
       const uint32_t t0 = kept.front().t_us;
       for (auto& r : kept) r.t_us -= t0;
       info.packets = info.n_records = static_cast<uint32_t>(kept.size());
